@@ -1,0 +1,87 @@
+"""Request and answer shapes for the OpenAPI document (the service validates bodies itself,
+so that secrets are caught before any schema error could echo them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["TransactionRequest", "MethodsRequest", "Answer", "MethodsAnswer", "StoredRecord", "PublicKey"]
+
+_HEX = r"^(0x)?([0-9a-fA-F]{2})*$"
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+
+class TransactionRequest(BaseModel):
+    """A transaction to explain or risk-score (``eth_sendTransaction`` params shape)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    chain_id: int = Field(1, description="EIP-155 chain id", examples=[1])
+    from_: str | None = Field(None, alias="from", pattern=_ADDRESS, description="sender address")
+    to: str | None = Field(None, pattern=_ADDRESS, description="target; absent for contract creation")
+    value: str | int = Field("0", description="wei, as a decimal string or 0x quantity")
+    data: str = Field("0x", pattern=_HEX, description="calldata, 0x hex")
+    abi: list[dict[str, Any]] | None = Field(None, description="optional JSON ABI of `to`")
+    private: bool = Field(False, description="true: only local models may see this request")
+
+
+class MethodsRequest(BaseModel):
+    """ABI method extraction: exactly one of ``abi`` or ``bytecode``."""
+
+    abi: list[dict[str, Any]] | None = None
+    bytecode: str | None = Field(None, pattern=_HEX, description="runtime bytecode, 0x hex")
+    data: str | None = Field(None, pattern=_HEX, description="optional calldata to decode with `abi`")
+    to: str | None = Field(None, pattern=_ADDRESS)
+    chain_id: int = 1
+    private: bool = False
+
+
+class Receipt(BaseModel):
+    seq: int
+    leaf_hash: str
+    signature: str = Field(description="base64 Ed25519 signature over the record body")
+    kid: str
+
+
+class _Answered(BaseModel):
+    request_id: str
+    kind: str
+    data_class: str
+    explanation: str
+    explanation_detail: dict[str, list[str]]
+    model: dict[str, Any]
+    attempts: list[dict[str, Any]]
+    degraded: bool
+    input_commitment: dict[str, str]
+    receipt: Receipt
+
+
+class Answer(_Answered):
+    verdict: str = Field(description="benign | warning | malicious (from the rules only)")
+    risk_level: str = Field(description="none | low | medium | high | critical (max finding severity)")
+    findings: list[dict[str, Any]]
+    decoded: dict[str, Any]
+    unknown_facts: list[str]
+
+
+class MethodsAnswer(_Answered):
+    source: str
+    methods: list[dict[str, Any]]
+    decoded: dict[str, Any] | None = None
+
+
+class StoredRecord(BaseModel):
+    seq: int
+    leaf_hash: str
+    signature: str
+    kid: str
+    body: dict[str, Any]
+    body_b64: str
+
+
+class PublicKey(BaseModel):
+    kid: str
+    name: str
+    verifier_key: str

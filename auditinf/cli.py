@@ -1,0 +1,180 @@
+"""``auditinf`` command line: serve | explain | risk | methods | verify | keygen.
+
+Answers are printed as JSON on stdout. Errors print ``{"error": {"code", "message"}}`` and exit 2;
+``verify`` exits 0 when the ledger is intact and 1 (naming the first bad seq and the reason)
+when it is not.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .config import Settings
+from .errors import AuditinfError, InputError, VerificationError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Auditable inference for Web3: explain and risk-score transactions, extract ABI "
+                       "methods, and verify the signed audit ledger.")
+
+LedgerUrl = Annotated[Optional[str], typer.Option("--ledger-url", help="SQLAlchemy URL (AUDITINF_LEDGER_URL)")]
+KeyFile = Annotated[Optional[Path], typer.Option("--key-file", help="signing key (AUDITINF_KEY_FILE)")]
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="policy file (AUDITINF_POLICY)")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _fail(exc: AuditinfError) -> None:
+    _emit(exc.to_dict())
+    raise typer.Exit(2)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", code="invalid_request") from exc
+    except ValueError as exc:
+        raise InputError(f"{path} is not valid JSON", code="invalid_json") from exc
+
+
+def _tx_command(kind: str, file: Optional[Path], to: Optional[str], data: Optional[str], value: Optional[str],
+                chain_id: Optional[int], private: bool, abi: Optional[Path], settings: Settings) -> None:
+    from .api.app import build_service
+
+    try:
+        body: dict = _read_json(file) if file else {}
+        if not isinstance(body, dict):
+            raise InputError("transaction file must hold a JSON object", code="invalid_request")
+        overrides = {"to": to, "data": data, "value": value, "chain_id": chain_id, "abi": _read_json(abi) if abi else None}
+        body.update({k: v for k, v in overrides.items() if v is not None})
+        if private:
+            body["private"] = True
+        service = build_service(settings)
+        _emit(service.analyse_transaction(kind, body, "cli"))
+    except AuditinfError as exc:
+        _fail(exc)
+
+
+TxFile = Annotated[Optional[Path], typer.Argument(help="transaction JSON {chain_id, from, to, value, data}")]
+To = Annotated[Optional[str], typer.Option("--to", help="target address")]
+Data = Annotated[Optional[str], typer.Option("--data", help="calldata, 0x hex")]
+Value = Annotated[Optional[str], typer.Option("--value", help="wei (decimal or 0x)")]
+Chain = Annotated[Optional[int], typer.Option("--chain-id")]
+Private = Annotated[bool, typer.Option("--private", help="local models only")]
+Abi = Annotated[Optional[Path], typer.Option("--abi", help="JSON ABI file for `to`")]
+
+
+@app.command()
+def explain(file: TxFile = None, to: To = None, data: Data = None, value: Value = None, chain_id: Chain = None,
+            private: Private = False, abi: Abi = None, ledger_url: LedgerUrl = None, key_file: KeyFile = None,
+            policy: PolicyOpt = None) -> None:
+    """Explain what a transaction does (answer JSON on stdout, record in the ledger)."""
+    _tx_command("explain", file, to, data, value, chain_id, private, abi,
+                _settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
+
+
+@app.command()
+def risk(file: TxFile = None, to: To = None, data: Data = None, value: Value = None, chain_id: Chain = None,
+         private: Private = False, abi: Abi = None, ledger_url: LedgerUrl = None, key_file: KeyFile = None,
+         policy: PolicyOpt = None) -> None:
+    """Pre-signing risk summary of a transaction: verdict, risk level, findings, explanation."""
+    _tx_command("risk", file, to, data, value, chain_id, private, abi,
+                _settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
+
+
+@app.command()
+def methods(abi: Abi = None,
+            bytecode: Annotated[Optional[str], typer.Option("--bytecode", help="runtime code hex, or @FILE")] = None,
+            data: Data = None, private: Private = False, ledger_url: LedgerUrl = None, key_file: KeyFile = None,
+            policy: PolicyOpt = None) -> None:
+    """List a contract's methods from an ABI file or from runtime bytecode."""
+    from .api.app import build_service
+
+    try:
+        body: dict = {"private": private}
+        if abi:
+            body["abi"] = _read_json(abi)
+        if bytecode:
+            body["bytecode"] = Path(bytecode[1:]).read_text().strip() if bytecode.startswith("@") else bytecode
+        if data:
+            body["data"] = data
+        service = build_service(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
+        _emit(service.methods(body, "cli"))
+    except AuditinfError as exc:
+        _fail(exc)
+
+
+@app.command()
+def keygen(key_file: KeyFile = None,
+           force: Annotated[bool, typer.Option("--force", help="overwrite an existing key")] = False) -> None:
+    """Create an Ed25519 signing key (mode 0600) and print its verifier key."""
+    from .ledger import generate_key
+
+    settings = _settings(key_file=key_file)
+    try:
+        signer = generate_key(settings.key_file, settings.origin, overwrite=force)
+    except AuditinfError as exc:
+        _fail(exc)
+    typer.echo(f"signing key: {settings.key_file} (mode 0600)", err=True)
+    typer.echo(f"verifier key: {settings.pubkey_file}", err=True)
+    typer.echo(signer.verifier.verifier_key)
+
+
+@app.command()
+def verify(pubkey: Annotated[Optional[Path], typer.Option("--pubkey", help="verifier key file")] = None,
+           ledger_url: LedgerUrl = None, key_file: KeyFile = None,
+           expect_size: Annotated[Optional[int], typer.Option("--expect-size",
+                                                              help="records the auditor knows exist")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False) -> None:
+    """Verify a ledger offline with only the public key: canonical bodies, leaf hashes, links,
+    signatures and contiguous seq. Exit 0 intact, 1 tampered, 2 unusable input."""
+    from .ledger import Ledger, parse_verifier_key, verify_rows
+
+    settings = _settings(ledger_url=ledger_url, key_file=key_file)
+    try:
+        key_path = pubkey or settings.pubkey_file
+        try:
+            verifier = parse_verifier_key(key_path.read_text())
+        except OSError as exc:
+            raise InputError(f"cannot read verifier key {key_path}: {exc.strerror}", code="invalid_request") from exc
+        ledger = Ledger(settings.ledger_url)
+        count = verify_rows(ledger.rows(), {verifier.kid: verifier}, expected_size=expect_size)
+    except VerificationError as exc:
+        result = {"ok": False, "first_bad_seq": exc.seq, "step": exc.step, "reason": exc.message}
+        _emit(result) if as_json else typer.echo(f"FAIL at seq {exc.seq} ({exc.step}): {exc.message}")
+        raise typer.Exit(1)
+    except AuditinfError as exc:
+        _fail(exc)
+    result = {"ok": True, "records": count, "kid": verifier.kid}
+    _emit(result) if as_json else typer.echo(f"OK: {count} records verified under key {verifier.kid}")
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+          ledger_url: LedgerUrl = None, key_file: KeyFile = None, policy: PolicyOpt = None) -> None:
+    """Run the HTTP API (FastAPI on uvicorn). Refuses to start with a bad policy or key."""
+    import uvicorn
+
+    from .api import create_app
+
+    try:
+        application = create_app(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
+    except AuditinfError as exc:
+        _fail(exc)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

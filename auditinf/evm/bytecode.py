@@ -1,0 +1,51 @@
+"""Runtime bytecode → methods, when no ABI is known (evmole).
+
+evmole recovers selectors, argument types and state mutability from the dispatcher and the
+function bodies. Names are resolved from the bundled ABIs by selector; a selector several bundled
+signatures share is reported with every candidate (never a silent pick).
+"""
+
+from __future__ import annotations
+
+import evmole
+
+from ..errors import BadBytecode
+from .hexdata import parse_hex
+from .registry import AbiRegistry
+
+__all__ = ["methods_from_bytecode", "MAX_BYTECODE_BYTES"]
+
+# EIP-170 caps deployed code at 24,576 bytes; EIP-7907 proposals raise it — allow headroom.
+MAX_BYTECODE_BYTES = 256 * 1024
+
+
+def methods_from_bytecode(code_hex: str, registry: AbiRegistry) -> list[dict]:
+    """List the public functions of runtime bytecode.
+
+    Returns ``[{selector, arguments, signature, name, candidates, state_mutability}]`` sorted by
+    selector; ``arguments`` is evmole's canonical type list (``"address,uint256"``), ``signature``
+    and ``name`` are set when the bundled ABIs know exactly one signature with this selector
+    and the same argument types. Raises :class:`BadBytecode` for empty or non-hex code.
+    """
+    code = parse_hex(code_hex, field="bytecode", max_bytes=MAX_BYTECODE_BYTES)
+    if not code:
+        raise BadBytecode("bytecode is empty (an EOA or a destroyed contract has no methods)", field="bytecode")
+    try:
+        info = evmole.contract_info(code, selectors=True, arguments=True, state_mutability=True)
+    except Exception as exc:  # evmole raises plain Exceptions from Rust on malformed input
+        raise BadBytecode(f"bytecode could not be analysed: {exc}", field="bytecode") from exc
+    methods = []
+    for fn in sorted(info.functions or [], key=lambda f: f.selector):
+        selector = "0x" + fn.selector
+        known = [f for _, f in registry.functions_with_selector(selector)]
+        matching = [f for f in known if ",".join(f.input_types) == fn.arguments]
+        chosen = matching[0] if len(matching) == 1 else None
+        methods.append({
+            "selector": selector,
+            "arguments": fn.arguments,
+            "state_mutability": fn.state_mutability,
+            "name": chosen.name if chosen else None,
+            "signature": chosen.signature if chosen else None,
+            "candidates": [f.signature for f in known],
+        })
+    return methods

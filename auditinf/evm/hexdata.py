@@ -1,0 +1,43 @@
+"""Strict hex parsing for calldata, bytecode and byte arguments.
+
+Errors name the field and the first bad position so a wallet can point at it:
+``invalid_hex`` ("character 'g' at hex position 71 (byte 35)"), ``odd_length_hex``.
+"""
+
+from __future__ import annotations
+
+import string
+
+from ..errors import BadHex
+
+__all__ = ["parse_hex", "to_hex"]
+
+_HEX = frozenset(string.hexdigits)
+
+
+def parse_hex(value: str, *, field: str, max_bytes: int | None = None) -> bytes:
+    """Parse ``0x``-prefixed (or bare) hex into bytes.
+
+    ``"0x"`` and ``""`` give ``b""``. Raises :class:`BadHex` with code ``invalid_hex`` for a
+    non-hex character (position counted in hex digits after the prefix, 0-based, and as a byte
+    offset), ``odd_length_hex`` for an odd digit count, ``request_too_large`` past ``max_bytes``.
+    """
+    if not isinstance(value, str):
+        raise BadHex(f"{field} must be a hex string", field=field)
+    digits = value[2:] if value[:2] in ("0x", "0X") else value
+    if max_bytes is not None and len(digits) > 2 * max_bytes:
+        raise BadHex(f"{field} is longer than {max_bytes} bytes", code="request_too_large", field=field)
+    for pos, ch in enumerate(digits):
+        if ch not in _HEX:
+            raise BadHex(
+                f"{field} is not valid hex: character {ch!r} at hex position {pos} (byte offset {pos // 2})",
+                field=field,
+            )
+    if len(digits) % 2:
+        raise BadHex(f"{field} has an odd number of hex digits ({len(digits)})", code="odd_length_hex", field=field)
+    return bytes.fromhex(digits)
+
+
+def to_hex(data: bytes) -> str:
+    """``0x``-prefixed lowercase hex of ``data``."""
+    return "0x" + data.hex()

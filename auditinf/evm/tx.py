@@ -1,0 +1,95 @@
+"""A transaction as a wallet submits it for analysis (``eth_sendTransaction`` params shape).
+
+``value`` is in wei: a decimal string (``"1250000000000000000"``), a ``0x`` hex quantity
+(``"0x1158e460913d0000"``, as JSON-RPC sends it) or a JSON integer. ``data`` is ``0x`` hex
+calldata; ``"0x"`` (or absent) is a plain native transfer. ``to`` absent means contract creation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import is_checksum_address, to_checksum_address
+
+from ..errors import InputError
+from .hexdata import parse_hex
+
+__all__ = ["Transaction", "parse_transaction", "parse_address", "MAX_CALLDATA_BYTES"]
+
+MAX_CALLDATA_BYTES = 128 * 1024
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_UINT256_MAX = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class Transaction:
+    chain_id: int
+    sender: str | None
+    to: str | None
+    value: int  # wei
+    data: bytes
+
+    def to_dict(self) -> dict:
+        """JSON form with ``value`` as a decimal wei string."""
+        return {
+            "chain_id": self.chain_id,
+            "from": self.sender,
+            "to": self.to,
+            "value": str(self.value),
+            "data": "0x" + self.data.hex(),
+        }
+
+
+def parse_address(value: Any, field: str) -> str:
+    """EIP-55 checksummed address; raises ``invalid_address`` for bad length/hex or a bad checksum.
+
+    All-lowercase and all-uppercase hex carry no checksum and are accepted (EIP-55).
+    """
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise InputError(f"{field} must be a 0x-prefixed 20-byte hex address", code="invalid_address", field=field)
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise InputError(f"{field} has an invalid EIP-55 checksum", code="invalid_address", field=field)
+    return to_checksum_address(value)
+
+
+def _parse_wei(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise InputError("value must be wei as a decimal string or 0x quantity", code="invalid_value", field="value")
+    if isinstance(value, int):
+        wei = value
+    elif isinstance(value, str) and re.fullmatch(r"0[xX][0-9a-fA-F]{1,64}", value):
+        wei = int(value, 16)
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,78}", value):
+        wei = int(value)
+    else:
+        raise InputError("value must be wei as a decimal string or 0x quantity", code="invalid_value", field="value")
+    if not 0 <= wei <= _UINT256_MAX:
+        raise InputError("value is outside 0..2^256-1 wei", code="invalid_value", field="value")
+    return wei
+
+
+def parse_transaction(body: dict) -> Transaction:
+    """Validate a transaction object; raises :class:`InputError` subclasses with the field named.
+
+    Codes: ``invalid_address``, ``invalid_value``, ``invalid_chain_id``, ``invalid_hex``,
+    ``odd_length_hex``, ``request_too_large`` (calldata over 128 KiB).
+    """
+    chain_id = body.get("chain_id", 1)
+    if isinstance(chain_id, str) and re.fullmatch(r"0x[0-9a-fA-F]+|[0-9]+", chain_id):
+        chain_id = int(chain_id, 0)
+    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 < chain_id < 2**64:
+        raise InputError("chain_id must be a positive integer", code="invalid_chain_id", field="chain_id")
+    sender = body.get("from")
+    to = body.get("to")
+    return Transaction(
+        chain_id=chain_id,
+        sender=parse_address(sender, "from") if sender is not None else None,
+        to=parse_address(to, "to") if to is not None else None,
+        value=_parse_wei(body.get("value")),
+        data=parse_hex(body.get("data") or "0x", field="data", max_bytes=MAX_CALLDATA_BYTES),
+    )

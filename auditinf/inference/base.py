@@ -1,0 +1,92 @@
+"""What every model backend takes and returns, and the structured answer it must produce.
+
+A backend turns a :class:`Prompt` into a :class:`ModelAnswer` whose ``content`` validates against
+:data:`ANSWER_SCHEMA`, or raises an :class:`~auditinf.errors.InferenceError` subclass whose
+``error_type`` goes into the audit record. Backends never see verdicts they could change: the
+answer's verdict and risk level come from the rules alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jsonschema
+
+from ..errors import InvalidModelOutput
+
+__all__ = ["ANSWER_SCHEMA", "Prompt", "ModelAnswer", "Backend", "parse_answer"]
+
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["summary", "key_points", "risk_notes"],
+    "properties": {
+        "summary": {"type": "string", "minLength": 10, "maxLength": 400},
+        "key_points": {"type": "array", "maxItems": 3, "items": {"type": "string", "minLength": 1, "maxLength": 160}},
+        "risk_notes": {"type": "array", "maxItems": 3, "items": {"type": "string", "minLength": 1, "maxLength": 160}},
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(ANSWER_SCHEMA)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One model request. ``facts`` is the deterministic analysis the text is built from
+    (the deterministic backend reads it directly); ``system``/``user`` are the chat messages."""
+
+    kind: str
+    system: str
+    user: str
+    facts: dict[str, Any]
+    schema: dict[str, Any] = field(default_factory=lambda: ANSWER_SCHEMA)
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    """A validated answer. Token counts are the backend's own (``None`` when not reported)."""
+
+    content: dict[str, Any]
+    finish_reason: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+
+
+class Backend(Protocol):
+    """A model backend. ``kind`` is ``local`` | ``hosted`` | ``deterministic``."""
+
+    name: str
+    kind: str
+
+    def identity(self) -> dict[str, Any]:
+        """``{backend, name, id}`` — e.g. the GGUF file's sha256, or provider base URL + model."""
+
+    def generate(self, prompt: Prompt, *, data_class: str, timeout_s: float) -> ModelAnswer:
+        """Answer ``prompt`` within ``timeout_s`` seconds or raise ``InferenceError``."""
+
+
+def parse_answer(text: str | None, finish_reason: str | None) -> dict[str, Any]:
+    """Validate a model's raw text as the answer JSON.
+
+    ``finish_reason == "length"`` is refused before parsing (error type ``truncated``): partial
+    JSON is never repaired and passed off as complete. Non-JSON → ``invalid_json``; JSON that
+    fails :data:`ANSWER_SCHEMA` → ``schema_invalid``.
+    """
+    if finish_reason == "length":
+        raise InvalidModelOutput("model output was cut at max_tokens (finish_reason=length)", error_type="truncated")
+    if not text:
+        raise InvalidModelOutput("model returned no content", error_type="empty_output")
+    try:
+        content = json.loads(text)
+    except ValueError as exc:
+        raise InvalidModelOutput(f"model output is not JSON: {exc.msg}", error_type="invalid_json") from exc
+    error = next(iter(_VALIDATOR.iter_errors(content)), None)
+    if error is not None:
+        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        # Name the rule that failed, never the model's text (it must not reach the client).
+        raise InvalidModelOutput(f"model output fails the answer schema at {where} ({error.validator})",
+                                 error_type="schema_invalid")
+    return content

@@ -1,0 +1,107 @@
+"""Data classes: ``public`` | ``private`` | ``secret``.
+
+``secret``: the request carries signing material — a 32-byte hex private key outside the hex
+data fields, a run of ≥ 12 BIP-39 English words (the wordlist eth-account ships; checksum not
+required, since pasted phrases often have a typo), a Web3 Secret Storage keystore (``crypto``
+with ``ciphertext``), or a non-empty field named like ``private_key`` / ``mnemonic`` / ``seed``.
+Such a request is refused (422 ``secret_in_request``); the refusal names the field and the
+detector, never the value.
+
+``private``: the request says ``"private": true``, its client is listed in the policy's
+``private_clients``, or ``from``/``to`` is one of the policy's ``private_addresses``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Iterator
+
+from eth_account.hdaccount.mnemonic import Language, Mnemonic
+
+from ..errors import SecretInRequest
+from .loader import Policy
+
+__all__ = ["SecretHit", "find_secret", "refuse_secrets", "data_class"]
+
+_HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_SECRET_NAMES = {"privatekey", "privkey", "secretkey", "secret", "mnemonic", "seed", "seedphrase",
+                 "recoveryphrase", "secretrecoveryphrase", "keystore", "walletpassword"}
+# Fields whose strings are hex data by contract (calldata, code, quantities) or ABI JSON.
+_HEX_FIELDS = {"data", "bytecode", "value", "abi"}
+_WORD = re.compile(r"[a-z]+")
+_MIN_PHRASE = 12
+
+
+@dataclass(frozen=True)
+class SecretHit:
+    field: str
+    detector: str
+
+
+@lru_cache(maxsize=1)
+def _bip39_words() -> frozenset[str]:
+    return frozenset(Mnemonic(Language.ENGLISH).wordlist)
+
+
+def _has_phrase(text: str) -> bool:
+    words = _bip39_words()
+    run = 0
+    for token in _WORD.findall(text.lower()):
+        run = run + 1 if token in words else 0
+        if run >= _MIN_PHRASE:
+            return True
+    return False
+
+
+def _walk(node: Any, path: str, top: str | None) -> Iterator[tuple[str, str | None, Any]]:
+    yield path, top, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, f"{path}.{key}", top if top is not None else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{path}[{i}]", top)
+
+
+def find_secret(body: Any) -> SecretHit | None:
+    """First secret in a request body (any JSON value), or ``None``."""
+    for path, top, node in _walk(body, "$", None):
+        field = path[2:] or "$"
+        if isinstance(node, dict):
+            crypto = node.get("crypto") or node.get("Crypto")
+            if isinstance(crypto, dict) and "ciphertext" in crypto:
+                return SecretHit(field, "keystore_json")
+            for key, value in node.items():
+                norm = re.sub(r"[^a-z]", "", str(key).lower())
+                if norm in _SECRET_NAMES and value not in (None, "", [], {}):
+                    return SecretHit(f"{field}.{key}".lstrip("$."), "secret_field_name")
+        elif isinstance(node, str):
+            if top in _HEX_FIELDS:
+                continue
+            if _HEX_KEY.match(node.strip()):
+                return SecretHit(field, "private_key_hex")
+            if _has_phrase(node):
+                return SecretHit(field, "bip39_mnemonic")
+    return None
+
+
+def refuse_secrets(body: Any) -> None:
+    """Raise :class:`SecretInRequest` (422 ``secret_in_request``) if ``body`` carries a secret."""
+    hit = find_secret(body)
+    if hit:
+        raise SecretInRequest(
+            f"the request carries signing material ({hit.detector}) in field '{hit.field}'; it was refused "
+            "and not stored. Never send private keys or recovery phrases to any service.",
+            field=hit.field,
+        )
+
+
+def data_class(policy: Policy, *, private_flag: bool, client_id: str, addresses: list[str | None]) -> str:
+    """``private`` or ``public`` for a request that passed :func:`refuse_secrets`."""
+    if private_flag or client_id in policy.private_clients:
+        return "private"
+    if any(a and a.lower() in policy.private_addresses for a in addresses):
+        return "private"
+    return "public"

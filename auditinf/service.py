@@ -1,0 +1,237 @@
+"""One function per request kind: analyse deterministically, ask the policy's model, record, answer.
+
+Every answer is built in four steps, in this order:
+
+1. refuse secrets (the refusal itself is recorded, without the secret);
+2. deterministic analysis — decode, rules → findings, verdict, risk level;
+3. the policy's route for (request kind, data class) writes the explanation; the model's text
+   cannot change the verdict, risk level or findings;
+4. the audit record is committed to the ledger; only then is the answer (with its receipt) returned.
+
+Private requests keep only salted commitments of their input and output in the record; the
+salt is returned to the caller, who alone can later open the commitment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from importlib.metadata import version
+from typing import Any
+
+from .config import Settings
+from .errors import InputError, SecretInRequest
+from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
+                  parse_abi, parse_address, parse_transaction)
+from .evm.chain import ChainFacts, NoChainFacts
+from .inference import Backend, build_prompt, make_backend, route
+from .ledger import Ledger, canonical_bytes, commit
+from .policy import Policy, data_class, load_policy, refuse_secrets
+from .risk import RuleContext, evaluate, risk_level, verdict
+
+__all__ = ["Service"]
+
+_SENSITIVE = ("approve", "increaseAllowance", "setApprovalForAll", "transferOwnership", "renounceOwnership",
+              "upgradeTo", "upgradeToAndCall", "permit", "execTransaction", "multicall", "transferFrom")
+_ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def _tools() -> list[dict[str, str]]:
+    return [{"tool": "abi_decoder", "package": "eth-abi", "version": version("eth-abi")},
+            {"tool": "bytecode_analyser", "package": "evmole", "version": version("evmole")}]
+
+
+def _digest(obj: Any) -> str:
+    """``sha256:<hex>`` of the RFC 8785 form of ``obj`` (public content fingerprints)."""
+    return "sha256:" + hashlib.sha256(canonical_bytes(obj)).hexdigest()
+
+
+def _eth(wei: int) -> str:
+    whole, frac = divmod(wei, 10**18)
+    return f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
+
+
+def _private_flag(body: dict) -> bool:
+    flag = body.get("private", False)
+    if not isinstance(flag, bool):
+        raise InputError("private must be true or false", code="invalid_request", field="private")
+    return flag
+
+
+class Service:
+    """The auditinf service: owns the policy, the ABI registry, the backends and the ledger."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, *, policy: Policy | None = None,
+                 registry: AbiRegistry | None = None, chain: ChainFacts | None = None) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.policy = policy or load_policy(settings.policy)
+        self.registry = registry or default_registry()
+        self.chain = chain or NoChainFacts()
+        self._backends: dict[str, Backend] = {}
+
+    # -- helpers -------------------------------------------------------------------------------
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            self._backends[name] = make_backend(self.policy.models[name], self.settings)
+        return self._backends[name]
+
+    def _route(self, kind: str, dclass: str, facts: dict, level: str):
+        candidates = [(self.backend(spec.name), spec.timeout_s) for spec in self.policy.candidates(kind, dclass)]
+        return route(build_prompt(kind, facts), backends=candidates, data_class=dclass, policy=self.policy,
+                     risk_level=level)
+
+    def _guard(self, kind: str, body: Any, client_id: str) -> dict:
+        if not isinstance(body, dict):
+            raise InputError("request body must be a JSON object", code="invalid_request")
+        try:
+            refuse_secrets(body)
+        except SecretInRequest as exc:
+            self.ledger.append({
+                "kind": "refusal", "request_kind": kind, "request_id": str(uuid.uuid4()), "client_id": client_id,
+                "data_class": "secret", "policy": self.policy.identity(),
+                "refusal": {"code": exc.code, "field": exc.field},
+            })
+            raise
+        return body
+
+    def _commit_input(self, normalised: dict) -> tuple[str, str]:
+        commitment, salt = commit("auditinf/input/v1", canonical_bytes(normalised))
+        return commitment, salt.hex()
+
+    def _record(self, *, kind: str, request_id: str, client_id: str, dclass: str, normalised: dict,
+                commitment: str, provenance: list[dict], analysis: dict, result, answer_public: dict) -> dict:
+        private = dclass != "public"
+        output = answer_public if not private else {
+            "commitment": commit("auditinf/output/v1", canonical_bytes(answer_public))[0]}
+        content = {
+            "kind": kind, "request_id": request_id, "client_id": client_id, "data_class": dclass,
+            "policy": self.policy.identity(),
+            "input": {"commitment": commitment, "provenance": provenance,
+                      **({} if private else {"clear": normalised})},
+            "analysis": analysis,
+            "model": result.model,
+            "attempts": [a.to_dict() for a in result.attempts],
+            "degraded": result.degraded,
+            "output": output,
+            "tool_calls": _tools(),
+        }
+        return self.ledger.append(content).to_dict()
+
+    # -- request kinds -------------------------------------------------------------------------
+    def analyse_transaction(self, kind: str, body: Any, client_id: str = "anonymous") -> dict:
+        """Answer an ``explain`` or ``risk`` request for one transaction.
+
+        ``body``: ``{chain_id, from?, to?, value (wei), data (hex), abi?, private?}``. Returns the
+        answer ``{request_id, verdict, risk_level, findings, decoded, explanation, model, attempts,
+        degraded, receipt, …}``. Raises :class:`InputError` subclasses (``invalid_hex``,
+        ``calldata_too_short``, ``abi_decode_error``, ``secret_in_request``, …) for bad input.
+        """
+        body = self._guard(kind, body, client_id)
+        private_flag = _private_flag(body)
+        tx = parse_transaction(body)
+        call = analyse_call(tx, self.registry, body.get("abi"))
+        ctx = RuleContext(tx=tx, call=call, registry=self.registry, chain=self.chain)
+        findings = evaluate(ctx)
+        level, decision = risk_level(findings), verdict(findings)
+        dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[tx.sender, tx.to])
+        known = self.registry.known(tx.chain_id, tx.to)
+        decoded = call.to_dict()
+        facts = {"kind": kind, "chain_id": tx.chain_id, "from": tx.sender, "to": tx.to,
+                 "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": _eth(tx.value),
+                 "call": decoded, "findings": [f.to_dict() for f in findings], "verdict": decision,
+                 "risk_level": level, "unknown_facts": ctx.facts_unknown}
+        result = self._route(kind, dclass, facts, level)
+        request_id = str(uuid.uuid4())
+        normalised = {"transaction": tx.to_dict(),
+                      "abi_sha256": _digest(body["abi"]) if body.get("abi") is not None else None}
+        commitment, salt = self._commit_input(normalised)
+        provenance = [{"input": "transaction", "source": "client"}]
+        if call.source is not None:
+            provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
+        provenance.append({"input": "chain_facts", "source": self.chain.source, "consulted": ctx.facts_consulted})
+        findings_json = [f.to_dict() for f in findings]
+        private = dclass != "public"
+        analysis = {
+            "verdict": decision, "risk_level": level,
+            "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if private else findings_json,
+            "decoded": {"commitment": commit("auditinf/decoded/v1", canonical_bytes(decoded))[0]} if private else decoded,
+            "facts_unknown": [] if private else ctx.facts_unknown,
+        }
+        explanation = result.answer.content
+        receipt = self._record(kind=kind, request_id=request_id, client_id=client_id, dclass=dclass,
+                               normalised=normalised, commitment=commitment, provenance=provenance,
+                               analysis=analysis, result=result, answer_public={"explanation": explanation})
+        return {
+            "request_id": request_id, "kind": kind, "data_class": dclass,
+            "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
+            "explanation": explanation["summary"],
+            "explanation_detail": {"key_points": explanation["key_points"], "risk_notes": explanation["risk_notes"]},
+            "unknown_facts": ctx.facts_unknown,
+            "model": result.model, "attempts": [a.to_dict() for a in result.attempts], "degraded": result.degraded,
+            "input_commitment": {"commitment": commitment, "salt": salt},
+            "receipt": receipt,
+        }
+
+    def explain(self, body: Any, client_id: str = "anonymous") -> dict:
+        """``POST /v1/explain``: what the transaction does (see :meth:`analyse_transaction`)."""
+        return self.analyse_transaction("explain", body, client_id)
+
+    def risk(self, body: Any, client_id: str = "anonymous") -> dict:
+        """``POST /v1/risk``: pre-signing risk summary (see :meth:`analyse_transaction`)."""
+        return self.analyse_transaction("risk", body, client_id)
+
+    def methods(self, body: Any, client_id: str = "anonymous") -> dict:
+        """ABI method extraction from ``abi`` (JSON ABI) or ``bytecode`` (runtime code, via evmole).
+
+        ``body``: ``{abi | bytecode, data?, to?, chain_id?, private?}``; with ``data`` (calldata)
+        and an ABI the call is decoded too (``decoded``). Returns ``{source, methods, decoded?,
+        explanation, model, attempts, degraded, receipt}``. Raises ``invalid_request`` unless
+        exactly one of ``abi``/``bytecode`` is given; ``invalid_abi``/``invalid_bytecode``.
+        """
+        body = self._guard("methods", body, client_id)
+        private_flag = _private_flag(body)
+        has_abi, has_code = body.get("abi") is not None, body.get("bytecode") is not None
+        if has_abi == has_code:
+            raise InputError("give exactly one of 'abi' or 'bytecode'", code="invalid_request", field="abi")
+        decoded = None
+        to = parse_address(body["to"], "to") if body.get("to") else None
+        if has_abi:
+            functions = parse_abi(body["abi"])
+            methods = [method_entry(fn) for fn in functions]
+            source = "abi"
+            if body.get("data"):
+                tx = parse_transaction({"chain_id": body.get("chain_id", 1), "to": to or _ZERO_ADDRESS,
+                                        "data": body["data"]})
+                decoded = analyse_call(tx, self.registry, body["abi"]).to_dict()
+        else:
+            methods = methods_from_bytecode(body["bytecode"], self.registry)
+            source = "bytecode"
+        signatures = [m["signature"] or f"{m['selector']}({m.get('arguments') or ''})" for m in methods]
+        facts = {"kind": "methods", "source": source, "count": len(methods),
+                 "state_changing": sum(m["state_mutability"] in ("nonpayable", "payable") for m in methods),
+                 "payable": sum(m["state_mutability"] == "payable" for m in methods),
+                 "methods": signatures[:40],
+                 "sensitive": [s for s in signatures if s.split("(")[0] in _SENSITIVE]}
+        dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[to])
+        result = self._route("methods", dclass, facts, "none")
+        request_id = str(uuid.uuid4())
+        normalised = {"source": source, "input_sha256": _digest(body["abi"] if has_abi else body["bytecode"])}
+        commitment, salt = self._commit_input(normalised)
+        analysis = {"methods": {"commitment": commit("auditinf/methods/v1", canonical_bytes(methods))[0]}
+                    if dclass != "public" else methods, "decoded": decoded if dclass == "public" else None}
+        explanation = result.answer.content
+        receipt = self._record(kind="methods", request_id=request_id, client_id=client_id, dclass=dclass,
+                               normalised=normalised, commitment=commitment,
+                               provenance=[{"input": source, "source": "client"}], analysis=analysis,
+                               result=result, answer_public={"explanation": explanation})
+        answer = {"request_id": request_id, "kind": "methods", "data_class": dclass, "source": source,
+                  "methods": methods, "explanation": explanation["summary"],
+                  "explanation_detail": {"key_points": explanation["key_points"],
+                                         "risk_notes": explanation["risk_notes"]},
+                  "model": result.model, "attempts": [a.to_dict() for a in result.attempts],
+                  "degraded": result.degraded, "input_commitment": {"commitment": commitment, "salt": salt},
+                  "receipt": receipt}
+        if decoded is not None:
+            answer["decoded"] = decoded
+        return answer
