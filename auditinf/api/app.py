@@ -12,7 +12,6 @@ Endpoints (JSON in, JSON out; errors are ``{"error": {"code", "message"[, "field
 The optional ``X-Client-Id`` header names the client in the record (default ``anonymous``).
 """
 
-from __future__ import annotations
 
 import base64
 import json

@@ -104,7 +104,10 @@ def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
     """
     args_data = data[4:]
     types = [parse_type(t) for t in fn.input_types]
-    extent = check_bounds(types, args_data)
+    try:
+        extent = check_bounds(types, args_data)
+    except BadCalldata as exc:
+        raise BadCalldata(f"calldata does not decode as {fn.signature}: {exc.message}", field="data") from exc
     try:
         values = eth_abi.decode(list(fn.input_types), args_data, strict=True)
     except UnicodeDecodeError as exc:

@@ -70,6 +70,8 @@ class Signer:
 
 
 def _signer(private: Ed25519PrivateKey, name: str) -> Signer:
+    if not name or "+" in name or any(ch.isspace() for ch in name):
+        raise KeyFileError(f"key name {name!r} must be non-empty, without '+' or whitespace (C2SP signed-note)")
     public = private.public_key()
     return Signer(private, Verifier(name, _key_id(name, _raw_public(public)), public))
 
@@ -117,7 +119,7 @@ def load_signer(path: Path, name: str) -> Signer:
 def parse_verifier_key(text: str) -> Verifier:
     """Parse ``name+hexkid+base64(0x01‖pubkey)``; checks that the key id matches the key."""
     try:
-        name, kid, b64 = text.strip().rsplit("+", 2)
+        name, kid, b64 = text.strip().split("+", 2)  # the name has no "+"; base64 may
         raw = base64.b64decode(b64, validate=True)
     except ValueError as exc:
         raise KeyFileError("verifier key must be name+keyid+base64") from exc

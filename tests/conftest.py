@@ -1,0 +1,95 @@
+"""Shared fixtures: clean environment, fresh keys and ledgers, services with chosen policies."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from auditinf.config import Settings
+from auditinf.evm import default_registry
+from auditinf.ledger import Ledger, generate_key
+from auditinf.policy import load_policy
+from auditinf.service import Service
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = Path(__file__).resolve().parent / "vectors"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AUDITINF_* variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("AUDITINF_") and name != "AUDITINF_ABI_SAMPLES":
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def signer(tmp_path: Path):
+    return generate_key(tmp_path / "keys" / "signing.key", "test.auditinf/ledger")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, signer) -> Ledger:
+    led = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", signer)
+    yield led
+    led.close()
+
+
+def write_policy(path: Path, *, public: list[str], private: list[str], hosted: dict | None = None,
+                 local: dict | None = None, retries: dict | None = None) -> Path:
+    """A policy file with the same route for every request kind."""
+    doc = {
+        "id": "test", "version": "1",
+        "models": {
+            "hosted-a": {"backend": "hosted", "timeout_s": 2.0, "max_tokens": 128, **(hosted or {})},
+            "local-gguf": {"backend": "local", "timeout_s": 60, "max_tokens": 160, **(local or {})},
+            "deterministic": {"backend": "deterministic"},
+        },
+        "routes": {k: {"public": public, "private": private} for k in ("explain", "risk", "methods")},
+        "retries": retries or {"max_attempts": 1, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
+                               "retry_on": [500, 503, "timeout", "connection"], "deadline_s": 60},
+        "classification": {"private_clients": [], "private_addresses": []},
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture
+def make_service(tmp_path: Path, ledger: Ledger):
+    """Build a Service over the test ledger with a policy written for the test."""
+
+    def make(*, public=("deterministic",), private=("deterministic",), hosted_url=None, hosted=None, local=None,
+             retries=None, chain=None, api_key=None) -> Service:
+        policy_file = write_policy(tmp_path / f"policy-{os.urandom(3).hex()}.json", public=list(public),
+                                   private=list(private), hosted=hosted, local=local, retries=retries)
+        settings = Settings(ledger_url=ledger.url, key_file=tmp_path / "keys" / "signing.key", policy=policy_file,
+                            hosted_base_url=hosted_url, hosted_model="fault-model" if hosted_url else None,
+                            hosted_api_key=api_key)
+        return Service(settings, ledger, policy=load_policy(policy_file), registry=default_registry(), chain=chain)
+
+    return make
+
+
+@pytest.fixture
+def det_service(make_service) -> Service:
+    """Service whose every route is the deterministic backend (no model)."""
+    return make_service()
+
+
+def load_cases() -> dict[str, dict]:
+    """Cases from tests/vectors/shared_cases, overridden by ../shared/cases when present."""
+    cases: dict[str, dict] = {}
+    for folder in (VECTORS / "shared_cases", ROOT.parent / "shared" / "cases"):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json")):
+                case = json.loads(path.read_text())
+                cases[case["id"]] = case
+    return cases
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).strip() + "\n"
