@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 
-from ..errors import BadHex
+from ..errors import BadHex, RequestTooLarge
 
 __all__ = ["parse_hex", "to_hex"]
 
@@ -20,13 +20,13 @@ def parse_hex(value: str, *, field: str, max_bytes: int | None = None) -> bytes:
 
     ``"0x"`` and ``""`` give ``b""``. Raises :class:`BadHex` with code ``invalid_hex`` for a
     non-hex character (position counted in hex digits after the prefix, 0-based, and as a byte
-    offset), ``odd_length_hex`` for an odd digit count, ``request_too_large`` past ``max_bytes``.
+    offset), ``odd_length_hex`` for an odd digit count; :class:`RequestTooLarge` (413) past ``max_bytes``.
     """
     if not isinstance(value, str):
         raise BadHex(f"{field} must be a hex string", field=field)
     digits = value[2:] if value[:2] in ("0x", "0X") else value
     if max_bytes is not None and len(digits) > 2 * max_bytes:
-        raise BadHex(f"{field} is longer than {max_bytes} bytes", code="request_too_large", field=field)
+        raise RequestTooLarge(f"{field} is longer than {max_bytes} bytes", field=field)
     for pos, ch in enumerate(digits):
         if ch not in _HEX:
             raise BadHex(

@@ -6,7 +6,7 @@
   retries. The per-attempt timeout is the SDK's read/total timeout.
 - Structured output: ``response_format`` ``json_schema`` (OpenAI) where the server accepts it;
   ``json_object`` with a ``schema`` (llama.cpp's server, which rejects ``json_schema``) otherwise.
-  In ``auto`` mode a 400 naming ``response_format`` switches the backend to ``json_object`` for
+  In ``auto`` mode an error response naming ``response_format`` switches the backend to ``json_object`` for
   the next attempt (one deliberate adaptation, recorded as its own attempt).
 - Errors map to typed :class:`InferenceError`\\ s in one table; upstream error text is never kept
   (it can echo API keys), only the status and the error type.
@@ -102,11 +102,14 @@ class HostedBackend:
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
             )
-        except openai.BadRequestError as exc:
+        except openai.APIStatusError as exc:
+            # OpenAI-compatible servers reject an unknown response_format with 400, 422 or even 500
+            # (llama_cpp.server); the body names the parameter either way.
             if self.mode == "auto" and self._format == "json_schema" and _mentions_format(exc):
                 self._format = "json_object"
-                raise UpstreamError("hosted model rejects json_schema; switching to json_object", status=400,
-                                    error_type="response_format_unsupported", retryable=True) from exc
+                raise UpstreamError("hosted model rejects json_schema; switching to json_object",
+                                    status=exc.status_code, error_type="response_format_unsupported",
+                                    retryable=True) from exc
             raise map_openai_error(exc) from exc
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
@@ -126,7 +129,7 @@ class HostedBackend:
         )
 
 
-def _mentions_format(exc: openai.BadRequestError) -> bool:
+def _mentions_format(exc: openai.APIStatusError) -> bool:
     try:
         text = exc.response.text.lower()
     except Exception:  # the body may be unreadable; then it was not about the format

@@ -13,6 +13,7 @@ and never imported. Nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
@@ -28,6 +29,14 @@ __all__ = ["LocalBackend", "bundled_gguf"]
 
 _MODELS: dict[tuple[str, int], Any] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free llama.cpp models before interpreter teardown (avoids noisy __del__ errors)."""
+    for loaded in _MODELS.values():
+        loaded.llama.close()
+    _MODELS.clear()
 
 
 def bundled_gguf() -> Path | None:

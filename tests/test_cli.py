@@ -1,0 +1,57 @@
+"""The CLI as a user runs it: keygen → risk → verify, tamper → verify fails, errors exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "abi_samples" / "transactions" / "erc20_approve_unlimited.json"
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITINF_")}
+    env.update(AUDITINF_LEDGER_URL=f"sqlite:///{tmp_path / 'l.db'}", AUDITINF_KEY_FILE=str(tmp_path / "k" / "s.key"),
+               AUDITINF_POLICY=str(ROOT / "tests" / "vectors" / "deterministic-policy.yaml"))
+    return subprocess.run([sys.executable, "-m", "auditinf.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+
+
+def test_keygen_risk_verify_tamper(tmp_path: Path):
+    keygen = run(tmp_path, "keygen")
+    assert keygen.returncode == 0 and keygen.stdout.startswith("auditinf.local/ledger+")
+    assert (tmp_path / "k" / "s.pub").read_text().strip() == keygen.stdout.strip()
+    for _ in range(3):
+        risk = run(tmp_path, "risk", str(SAMPLE))
+        assert risk.returncode == 0, risk.stderr
+    answer = json.loads(risk.stdout)
+    assert answer["risk_level"] == "high" and answer["receipt"]["seq"] == 2
+    flags = run(tmp_path, "explain", "--to", "0x2222222222222222222222222222222222222222", "--value", "1000", "--private")
+    assert json.loads(flags.stdout)["data_class"] == "private"
+    ok = run(tmp_path, "verify", "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout) == {"ok": True, "records": 4, "kid": answer["receipt"]["kid"]}
+    with sqlite3.connect(tmp_path / "l.db") as conn:
+        conn.execute("UPDATE record SET body = replace(body, X'22726973' , X'22726974') WHERE seq = 1")
+    bad = run(tmp_path, "verify", "--json")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["first_bad_seq"] == 1
+
+
+def test_errors_print_json_and_exit_2(tmp_path: Path):
+    run(tmp_path, "keygen")
+    bad = run(tmp_path, "risk", "--to", "0x2222222222222222222222222222222222222222", "--data", "0x0g")
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_hex"
+    no_key = run(tmp_path / "..", "verify", "--pubkey", str(tmp_path / "missing.pub"))
+    assert no_key.returncode == 2
+
+
+def test_bad_policy_refuses_start(tmp_path: Path):
+    run(tmp_path, "keygen")
+    policy = tmp_path / "bad.yaml"
+    policy.write_text("id: x\nversion: '1'\nmodels: {}\n")
+    result = run(tmp_path, "risk", str(SAMPLE), "--policy", str(policy))
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["error"]["code"] == "invalid_policy" and "$" in result.stdout
