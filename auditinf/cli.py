@@ -148,7 +148,7 @@ def verify(pubkey: Annotated[Optional[Path], typer.Option("--pubkey", help="veri
             verifier = parse_verifier_key(key_path.read_text())
         except OSError as exc:
             raise InputError(f"cannot read verifier key {key_path}: {exc.strerror}", code="invalid_request") from exc
-        ledger = Ledger(settings.ledger_url)
+        ledger = Ledger(settings.ledger_url, create=False)
         count = verify_rows(ledger.rows(), {verifier.kid: verifier}, expected_size=expect_size)
     except VerificationError as exc:
         result = {"ok": False, "first_bad_seq": exc.seq, "step": exc.step, "reason": exc.message}

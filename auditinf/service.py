@@ -24,6 +24,7 @@ from .errors import InputError, SecretInRequest
 from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
                   parse_abi, parse_address, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
+from .evm.units import format_eth
 from .inference import Backend, build_prompt, make_backend, route
 from .ledger import Ledger, canonical_bytes, commit
 from .policy import Policy, data_class, load_policy, refuse_secrets
@@ -44,11 +45,6 @@ def _tools() -> list[dict[str, str]]:
 def _digest(obj: Any) -> str:
     """``sha256:<hex>`` of the RFC 8785 form of ``obj`` (public content fingerprints)."""
     return "sha256:" + hashlib.sha256(canonical_bytes(obj)).hexdigest()
-
-
-def _eth(wei: int) -> str:
-    whole, frac = divmod(wei, 10**18)
-    return f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
 
 
 def _private_flag(body: dict) -> bool:
@@ -138,7 +134,7 @@ class Service:
         known = self.registry.known(tx.chain_id, tx.to)
         decoded = call.to_dict()
         facts = {"kind": kind, "chain_id": tx.chain_id, "from": tx.sender, "to": tx.to,
-                 "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": _eth(tx.value),
+                 "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": format_eth(tx.value),
                  "call": decoded, "findings": [f.to_dict() for f in findings], "verdict": decision,
                  "risk_level": level, "unknown_facts": ctx.facts_unknown}
         result = self._route(kind, dclass, facts, level)

@@ -102,7 +102,8 @@ def _secrets() -> list[tuple[dict, str]]:
     phrase = Mnemonic(Language.ENGLISH).generate(12)
     keystore = Account.encrypt(Account.create().key, "pw", kdf="pbkdf2", iterations=2)
     return [({"note": key}, "private_key_hex"), ({"memo": f"my words: {phrase}"}, "bip39_mnemonic"),
-            ({"wallet": keystore}, "keystore_json"), ({"privateKey": "anything"}, "secret_field_name")]
+            ({"wallet": keystore}, "keystore_json"), ({"privateKey": "anything"}, "secret_field_name"),
+            ({"data": key}, "private_key_hex")]
 
 
 @pytest.mark.parametrize("extra,detector", _secrets(), ids=lambda v: v if isinstance(v, str) else "")

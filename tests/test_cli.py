@@ -46,6 +46,10 @@ def test_errors_print_json_and_exit_2(tmp_path: Path):
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_hex"
     no_key = run(tmp_path / "..", "verify", "--pubkey", str(tmp_path / "missing.pub"))
     assert no_key.returncode == 2
+    (tmp_path / "l.db").unlink(missing_ok=True)
+    no_ledger = run(tmp_path, "verify", "--json")  # a mistyped path is not an "intact, empty" ledger
+    assert no_ledger.returncode == 2 and json.loads(no_ledger.stdout)["error"]["code"] == "ledger_not_found"
+    assert not (tmp_path / "l.db").exists()
 
 
 def test_bad_policy_refuses_start(tmp_path: Path):

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import LargeBinary, event, text
+from sqlalchemy import LargeBinary, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Column, Field, Session, SQLModel, create_engine, select
@@ -86,12 +86,22 @@ def open_engine(url: str) -> Engine:
 class Ledger:
     """Append and read audit records. Thread-safe; several processes may share one store."""
 
-    def __init__(self, url: str, signer: Signer | None = None) -> None:
+    def __init__(self, url: str, signer: Signer | None = None, *, create: bool = True) -> None:
+        """Open (and with ``create``, initialise) the store at ``url``.
+
+        With ``create=False`` (auditing) a missing store is an error, never an empty new ledger:
+        raises :class:`LedgerError` (``ledger_not_found``).
+        """
         self.url = url
         self.signer = signer
+        if not create and url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).is_file():
+            raise LedgerError(f"no ledger at {url}", code="ledger_not_found")
         try:
             self.engine = open_engine(url)
-            SQLModel.metadata.create_all(self.engine, tables=[RecordRow.__table__])
+            if create:
+                SQLModel.metadata.create_all(self.engine, tables=[RecordRow.__table__])
+            elif not inspect(self.engine).has_table(RecordRow.__tablename__):
+                raise LedgerError(f"no ledger table in {url}", code="ledger_not_found")
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open ledger store: {type(exc).__name__}") from exc
         self._lock = threading.Lock()

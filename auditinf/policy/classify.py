@@ -78,6 +78,9 @@ def find_secret(body: Any) -> SecretHit | None:
                 if norm in _SECRET_NAMES and value not in (None, "", [], {}):
                     return SecretHit(f"{field}.{key}".lstrip("$."), "secret_field_name")
         elif isinstance(node, str):
+            if path == "$.data" and _HEX_KEY.match(node.strip()):
+                # exactly 32 bytes is never a well-formed call (selector + 32·k bytes): a pasted key
+                return SecretHit(field, "private_key_hex")
             if top in _HEX_FIELDS:
                 continue
             if _HEX_KEY.match(node.strip()):

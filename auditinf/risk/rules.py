@@ -33,13 +33,13 @@ from ..evm.chain import ChainFacts, NoChainFacts
 from ..evm.decode import UINT256_MAX
 from ..evm.registry import AbiRegistry
 from ..evm.tx import Transaction
+from ..evm.units import format_eth, format_units
 from .findings import Finding, Severity
 
 __all__ = ["RuleContext", "evaluate", "UNLIMITED_THRESHOLD"]
 
 # Amounts at or above 2^255 are "unlimited" in practice (some dapps approve 2^255 or 2^256−2).
 UNLIMITED_THRESHOLD = 2**255
-_ETH = 10**18
 
 
 @dataclass
@@ -80,8 +80,7 @@ class RuleContext:
         if amount >= UNLIMITED_THRESHOLD:
             return "unlimited"
         if known and known.decimals is not None and known.symbol:
-            whole = amount / 10**known.decimals
-            return f"{whole:,.{min(known.decimals, 6)}f}".rstrip("0").rstrip(".") + f" {known.symbol}"
+            return f"{format_units(amount, known.decimals)} {known.symbol}"
         return f"{amount} base units"
 
 
@@ -211,7 +210,7 @@ def _shape_rules(ctx: RuleContext) -> list[Finding]:
         if tx.value > 0:
             return [Finding(
                 "native_value_unknown_call", Severity.HIGH,
-                f"Sends {tx.value / _ETH:.18f}".rstrip("0").rstrip(".") + f" ETH to {ctx.label(tx.to)} with a call "
+                f"Sends {format_eth(tx.value)} ETH to {ctx.label(tx.to)} with a call "
                 f"({call.selector}) that no known ABI explains: nothing is known to come back. Drainers name "
                 "such functions 'claim' or 'securityUpdate'.",
                 {"to": tx.to, "value_wei": str(tx.value), "selector": call.selector})]
