@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from contextlib import contextmanager
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
 from .config import Settings
 from .errors import AuditinfError, InputError, VerificationError
+from .jsonin import load_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Auditable inference for Web3: explain and risk-score transactions, extract ABI "
@@ -39,20 +41,27 @@ def _fail(exc: AuditinfError) -> None:
     raise typer.Exit(2)
 
 
-def _read_json(path: Path) -> Any:
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every failure a user can cause becomes ``{"error": …}`` on stdout and exit code 2."""
     try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}", code="invalid_request") from exc
-    except ValueError as exc:
-        raise InputError(f"{path} is not valid JSON", code="invalid_json") from exc
+        yield
+    except AuditinfError as exc:
+        _fail(exc)
+    except (OSError, UnicodeError) as exc:
+        _fail(InputError(f"cannot read input: {type(exc).__name__}: {getattr(exc, 'strerror', '') or ''}".rstrip(": "),
+                         code="invalid_request"))
+
+
+def _read_json(path: Path) -> Any:
+    return load_json(path.read_bytes())
 
 
 def _tx_command(kind: str, file: Optional[Path], to: Optional[str], data: Optional[str], value: Optional[str],
                 chain_id: Optional[int], private: bool, abi: Optional[Path], settings: Settings) -> None:
     from .api.app import build_service
 
-    try:
+    with _errors():
         body: dict = _read_json(file) if file else {}
         if not isinstance(body, dict):
             raise InputError("transaction file must hold a JSON object", code="invalid_request")
@@ -62,8 +71,6 @@ def _tx_command(kind: str, file: Optional[Path], to: Optional[str], data: Option
             body["private"] = True
         service = build_service(settings)
         _emit(service.analyse_transaction(kind, body, "cli"))
-    except AuditinfError as exc:
-        _fail(exc)
 
 
 TxFile = Annotated[Optional[Path], typer.Argument(help="transaction JSON {chain_id, from, to, value, data}")]
@@ -101,7 +108,7 @@ def methods(abi: Abi = None,
     """List a contract's methods from an ABI file or from runtime bytecode."""
     from .api.app import build_service
 
-    try:
+    with _errors():
         body: dict = {"private": private}
         if abi:
             body["abi"] = _read_json(abi)
@@ -111,8 +118,6 @@ def methods(abi: Abi = None,
             body["data"] = data
         service = build_service(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
         _emit(service.methods(body, "cli"))
-    except AuditinfError as exc:
-        _fail(exc)
 
 
 @app.command()
@@ -122,10 +127,8 @@ def keygen(key_file: KeyFile = None,
     from .ledger import generate_key
 
     settings = _settings(key_file=key_file)
-    try:
+    with _errors():
         signer = generate_key(settings.key_file, settings.origin, overwrite=force)
-    except AuditinfError as exc:
-        _fail(exc)
     typer.echo(f"signing key: {settings.key_file} (mode 0600)", err=True)
     typer.echo(f"verifier key: {settings.pubkey_file}", err=True)
     typer.echo(signer.verifier.verifier_key)
@@ -134,7 +137,7 @@ def keygen(key_file: KeyFile = None,
 @app.command()
 def verify(pubkey: Annotated[Optional[Path], typer.Option("--pubkey", help="verifier key file")] = None,
            ledger_url: LedgerUrl = None, key_file: KeyFile = None,
-           expect_size: Annotated[Optional[int], typer.Option("--expect-size",
+           expect_size: Annotated[Optional[int], typer.Option("--expect-size", min=0,
                                                               help="records the auditor knows exist")] = None,
            as_json: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False) -> None:
     """Verify a ledger offline with only the public key: canonical bodies, leaf hashes, links,
@@ -142,20 +145,16 @@ def verify(pubkey: Annotated[Optional[Path], typer.Option("--pubkey", help="veri
     from .ledger import Ledger, parse_verifier_key, verify_rows
 
     settings = _settings(ledger_url=ledger_url, key_file=key_file)
-    try:
+    with _errors():
         key_path = pubkey or settings.pubkey_file
-        try:
-            verifier = parse_verifier_key(key_path.read_text())
-        except OSError as exc:
-            raise InputError(f"cannot read verifier key {key_path}: {exc.strerror}", code="invalid_request") from exc
+        verifier = parse_verifier_key(key_path.read_text())
         ledger = Ledger(settings.ledger_url, create=False)
-        count = verify_rows(ledger.rows(), {verifier.kid: verifier}, expected_size=expect_size)
-    except VerificationError as exc:
-        result = {"ok": False, "first_bad_seq": exc.seq, "step": exc.step, "reason": exc.message}
-        _emit(result) if as_json else typer.echo(f"FAIL at seq {exc.seq} ({exc.step}): {exc.message}")
-        raise typer.Exit(1)
-    except AuditinfError as exc:
-        _fail(exc)
+        try:
+            count = verify_rows(ledger.rows(), {verifier.kid: verifier}, expected_size=expect_size)
+        except VerificationError as exc:
+            result = {"ok": False, "first_bad_seq": exc.seq, "step": exc.step, "reason": exc.message}
+            _emit(result) if as_json else typer.echo(f"FAIL at seq {exc.seq} ({exc.step}): {exc.message}")
+            raise typer.Exit(1) from None
     result = {"ok": True, "records": count, "kid": verifier.kid}
     _emit(result) if as_json else typer.echo(f"OK: {count} records verified under key {verifier.kid}")
 
@@ -169,10 +168,8 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
 
     from .api import create_app
 
-    try:
+    with _errors():
         application = create_app(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
-    except AuditinfError as exc:
-        _fail(exc)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

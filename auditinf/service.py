@@ -27,7 +27,7 @@ from .evm.chain import ChainFacts, NoChainFacts
 from .evm.units import format_eth
 from .inference import Backend, build_prompt, make_backend, route
 from .ledger import Ledger, canonical_bytes, commit
-from .policy import Policy, data_class, load_policy, refuse_secrets
+from .policy import Policy, data_class, find_secret, load_policy, refuse_secrets
 from .risk import RuleContext, evaluate, risk_level, verdict
 
 __all__ = ["Service"]
@@ -78,11 +78,14 @@ class Service:
                      risk_level=level)
 
     def _guard(self, kind: str, body: Any, client_id: str) -> dict:
-        if not isinstance(body, dict):
-            raise InputError("request body must be a JSON object", code="invalid_request")
+        leaked_id = find_secret({"client_id": client_id}) is not None
         try:
-            refuse_secrets(body)
+            refuse_secrets({"X-Client-Id": client_id} if leaked_id else body)
+            if not isinstance(body, dict):
+                raise InputError("request body must be a JSON object", code="invalid_request")
         except SecretInRequest as exc:
+            if leaked_id:
+                client_id = "[redacted]"
             self.ledger.append({
                 "kind": "refusal", "request_kind": kind, "request_id": str(uuid.uuid4()), "client_id": client_id,
                 "data_class": "secret", "policy": self.policy.identity(),
@@ -126,6 +129,8 @@ class Service:
         body = self._guard(kind, body, client_id)
         private_flag = _private_flag(body)
         tx = parse_transaction(body)
+        if body.get("abi") is not None:
+            parse_abi(body["abi"])  # a bad ABI is an error even when the calldata does not need it
         call = analyse_call(tx, self.registry, body.get("abi"))
         ctx = RuleContext(tx=tx, call=call, registry=self.registry, chain=self.chain)
         findings = evaluate(ctx)
@@ -201,6 +206,9 @@ class Service:
                                         "data": body["data"]})
                 decoded = analyse_call(tx, self.registry, body["abi"]).to_dict()
         else:
+            if body.get("data") is not None:
+                raise InputError("'data' is decoded against 'abi'; it cannot be used with 'bytecode'",
+                                 code="invalid_request", field="data")
             methods = methods_from_bytecode(body["bytecode"], self.registry)
             source = "bytecode"
         signatures = [m["signature"] or f"{m['selector']}({m.get('arguments') or ''})" for m in methods]

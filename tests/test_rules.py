@@ -109,6 +109,12 @@ def test_native_value_with_unknown_calldata():
     assert codes(EOA, "0x", value=10**18) == {}
 
 
+def test_native_value_to_token_contract():
+    assert codes(USDC, "0x", value=10**18) == {"native_value_to_token": "high"}
+    weth = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"  # WETH9's fallback deposits ETH
+    assert codes(weth, "0x", value=10**18) == {}
+
+
 def test_trailing_calldata_is_low():
     calldata = data("transfer(address,uint256)", ["address", "uint256"], [EOA, 1]) + "00ff"
     assert codes(USDC, calldata) == {"trailing_calldata": "low"}

@@ -18,12 +18,14 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings
 from ..errors import AuditinfError, InputError, RequestTooLarge
+from ..jsonin import load_json
 from ..ledger import Ledger, load_signer
 from ..service import Service
 from .models import Answer, MethodsAnswer, MethodsRequest, PublicKey, StoredRecord, TransactionRequest
@@ -65,6 +67,12 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         err = InputError(f"invalid request at '{where}': {first.get('msg', 'invalid')}", field=where or None)
         return JSONResponse(err.to_dict(), status_code=422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        body = {"error": {"code": codes.get(exc.status_code, f"http_{exc.status_code}"), "message": str(exc.detail)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s", type(exc).__name__)  # no message: it could carry request content
@@ -74,10 +82,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         raw = await request.body()
         if len(raw) > settings.max_body_bytes:
             raise RequestTooLarge(f"request body over {settings.max_body_bytes} bytes")
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError("request body is not valid JSON", code="invalid_json") from exc
+        return load_json(raw)
 
     Body = Annotated[Any, Depends(json_body)]
     ClientId = Annotated[str, Header(alias="X-Client-Id", pattern=_CLIENT_ID)]
@@ -101,7 +106,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         return service.methods(body, client_id)
 
     @app.get("/v1/records/{seq}", response_model=StoredRecord, responses={404: {"description": "no such record"}})
-    def record(seq: int) -> dict:
+    def record(seq: Annotated[int, Path(ge=0, le=2**63 - 1)]) -> dict:
         """The stored record at ``seq``: its canonical body (parsed and as base64), leaf hash,
         signature and key id."""
         row = service.ledger.get(seq)
@@ -115,7 +120,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         return {"kid": verifier.kid, "name": verifier.name, "verifier_key": verifier.verifier_key}
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    async def healthz() -> dict:  # async: answered on the event loop even when the worker pool is busy
         """Liveness: the process is up."""
         return {"status": "ok"}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NewType
 
+from eth_abi.grammar import TupleType
 from eth_abi.grammar import parse as parse_type
 from eth_utils import keccak
 from eth_utils.abi import collapse_if_tuple
@@ -24,6 +25,7 @@ Selector = NewType("Selector", str)
 """``0x`` + 8 lowercase hex digits."""
 
 _MAX_ABI_ENTRIES = 5000
+_MAX_TYPE_DEPTH = 12  # tuple levels + array dimensions: deeper types exist in no real contract
 _MUTABILITIES = ("pure", "view", "nonpayable", "payable")
 
 
@@ -44,20 +46,35 @@ class AbiFunction:
     input_types: tuple[str, ...] = field(repr=False)
 
 
+def _type_depth(t: Any) -> int:
+    own = len(t.arrlist or ())
+    if isinstance(t, TupleType):
+        return own + 1 + max((_type_depth(c) for c in t.components), default=0)
+    return own
+
+
 def _canonical_type(component: Any, where: str) -> str:
     if not isinstance(component, dict) or not isinstance(component.get("type"), str):
         raise BadAbi(f"{where}: each parameter needs a string 'type'", field="abi")
+    name = component.get("name", "")
+    if not isinstance(name, str) or (name and not name.isidentifier()) or len(name) > 128:
+        raise BadAbi(f"{where}: parameter name must be empty or a Solidity identifier", field="abi")
     if component["type"].startswith("tuple"):
         comps = component.get("components")
         if not isinstance(comps, list):
             raise BadAbi(f"{where}: tuple parameter without 'components'", field="abi")
         for i, c in enumerate(comps):
             _canonical_type(c, f"{where}.components[{i}]")
+    elif "components" in component:
+        raise BadAbi(f"{where}: 'components' is only allowed on tuple types", field="abi")
     try:
         canonical = collapse_if_tuple(component)
-        parse_type(canonical).validate()
+        parsed = parse_type(canonical)
+        parsed.validate()
     except Exception as exc:  # eth-abi raises ParseError / ABITypeError; both mean "bad type"
-        raise BadAbi(f"{where}: invalid ABI type {component['type']!r}: {exc}", field="abi") from exc
+        raise BadAbi(f"{where}: invalid ABI type {component['type'][:40]!r}", field="abi") from exc
+    if _type_depth(parsed) > _MAX_TYPE_DEPTH:
+        raise BadAbi(f"{where}: type nests deeper than {_MAX_TYPE_DEPTH} levels", field="abi")
     return canonical
 
 
@@ -94,7 +111,7 @@ def parse_abi(abi: Any) -> list[AbiFunction]:
         if entry.get("type", "function") != "function":
             continue
         name = entry.get("name")
-        if not isinstance(name, str) or not name.isidentifier():
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > 128:
             raise BadAbi(f"abi[{i}]: function without a valid 'name'", field="abi")
         inputs = entry.get("inputs", [])
         outputs = entry.get("outputs", [])

@@ -112,8 +112,9 @@ def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
         values = eth_abi.decode(list(fn.input_types), args_data, strict=True)
     except UnicodeDecodeError as exc:
         raise BadCalldata(f"invalid UTF-8 in a string argument of {fn.signature}", field="data") from exc
-    except _DECODE_ERRORS as exc:
-        raise BadCalldata(f"calldata does not decode as {fn.signature}: {exc}", field="data") from exc
+    except _DECODE_ERRORS as exc:  # eth-abi's text may quote raw input bytes: name the error only
+        raise BadCalldata(f"calldata does not decode as {fn.signature} ({type(exc).__name__})",
+                          field="data") from exc
     args: dict[str, Any] = {}
     arg_types: dict[str, str] = {}
     display: dict[str, str] = {}

@@ -21,6 +21,7 @@ __all__ = ["Transaction", "parse_transaction", "parse_address", "MAX_CALLDATA_BY
 MAX_CALLDATA_BYTES = 128 * 1024
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _UINT256_MAX = 2**256 - 1
+_MAX_CHAIN_ID = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,16 @@ def parse_transaction(body: dict) -> Transaction:
     ``odd_length_hex``, ``request_too_large`` (calldata over 128 KiB).
     """
     chain_id = body.get("chain_id", 1)
-    if isinstance(chain_id, str) and re.fullmatch(r"0x[0-9a-fA-F]+|[0-9]+", chain_id):
-        chain_id = int(chain_id, 0)
-    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 < chain_id < 2**64:
-        raise InputError("chain_id must be a positive integer", code="invalid_chain_id", field="chain_id")
+    if isinstance(chain_id, str) and re.fullmatch(r"0x[0-9a-fA-F]{1,14}", chain_id):
+        chain_id = int(chain_id, 16)
+    elif isinstance(chain_id, str) and re.fullmatch(r"[0-9]{1,16}", chain_id):
+        chain_id = int(chain_id, 10)
+    # EIP-155 chain ids; capped at 2^53−1 so that records stay RFC 8785 (I-JSON) numbers
+    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 < chain_id <= _MAX_CHAIN_ID:
+        raise InputError("chain_id must be an integer from 1 to 2^53-1", code="invalid_chain_id", field="chain_id")
+    data = body.get("data")
+    if data is not None and not isinstance(data, str):
+        raise InputError("data must be a 0x hex string", code="invalid_hex", field="data")
     sender = body.get("from")
     to = body.get("to")
     return Transaction(
@@ -91,5 +98,5 @@ def parse_transaction(body: dict) -> Transaction:
         sender=parse_address(sender, "from") if sender is not None else None,
         to=parse_address(to, "to") if to is not None else None,
         value=_parse_wei(body.get("value")),
-        data=parse_hex(body.get("data") or "0x", field="data", max_bytes=MAX_CALLDATA_BYTES),
+        data=parse_hex(data if data is not None else "0x", field="data", max_bytes=MAX_CALLDATA_BYTES),
     )

@@ -23,9 +23,9 @@ ANSWER_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["summary", "key_points", "risk_notes"],
     "properties": {
-        "summary": {"type": "string", "minLength": 10, "maxLength": 400},
-        "key_points": {"type": "array", "maxItems": 3, "items": {"type": "string", "minLength": 1, "maxLength": 160}},
-        "risk_notes": {"type": "array", "maxItems": 3, "items": {"type": "string", "minLength": 1, "maxLength": 160}},
+        "summary": {"type": "string", "minLength": 10, "maxLength": 300},
+        "key_points": {"type": "array", "maxItems": 3, "items": {"type": "string", "minLength": 1, "maxLength": 100}},
+        "risk_notes": {"type": "array", "maxItems": 3, "items": {"type": "string", "minLength": 1, "maxLength": 100}},
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(ANSWER_SCHEMA)

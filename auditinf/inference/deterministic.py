@@ -24,7 +24,7 @@ def _arg_lines(call: dict[str, Any]) -> list[str]:
     for name, value in call.get("args", {}).items():
         shown = call.get("display", {}).get(name)
         text = value if isinstance(value, str) else repr(value)
-        lines.append(_short(f"{name} = {shown or text}", 160))
+        lines.append(_short(f"{name} = {shown or text}", 100))
     return lines
 
 
@@ -46,13 +46,13 @@ def _tx_summary(facts: dict[str, Any]) -> str:
         text += f" Risk level {level} ({facts.get('verdict')}): " + "; ".join(
             f["code"] for f in facts.get("findings", []))
         text += "."
-    return _short(text, 400)
+    return _short(text, 300)
 
 
 def _methods_summary(facts: dict[str, Any]) -> str:
     return _short(
         f"Contract interface from {facts['source']}: {facts['count']} functions, of which "
-        f"{facts['state_changing']} change state and {facts['payable']} accept ETH.", 400)
+        f"{facts['state_changing']} change state and {facts['payable']} accept ETH.", 300)
 
 
 class DeterministicBackend:
@@ -68,11 +68,11 @@ class DeterministicBackend:
         facts = prompt.facts
         if prompt.kind == "methods":
             summary = _methods_summary(facts)
-            points = [_short(m, 160) for m in facts.get("methods", [])[:3]]
-            notes = [_short(m, 160) for m in facts.get("sensitive", [])[:3]]
+            points = [_short(m, 100) for m in facts.get("methods", [])[:3]]
+            notes = [_short(m, 100) for m in facts.get("sensitive", [])[:3]]
         else:
             summary = _tx_summary(facts)
             points = _arg_lines(facts.get("call", {}))[:3]
-            notes = [_short(f["message"], 160) for f in facts.get("findings", [])[:3]]
+            notes = [_short(f["message"], 100) for f in facts.get("findings", [])[:3]]
         return ModelAnswer(content={"summary": summary, "key_points": points, "risk_notes": notes},
                            finish_reason="stop", tokens_in=0, tokens_out=0)

@@ -62,14 +62,18 @@ _REASSURING = re.compile(
 )
 
 
-def check_consistent(content: dict[str, Any], risk_level: str) -> None:
-    """Refuse an answer that calls a medium/high/critical-risk request safe.
+_HEX_RUN = re.compile(r"0x[0-9a-fA-F]{8,}")
 
-    Raises :class:`InvalidModelOutput` (error type ``contradicts_rules``); the router then tries
-    the next candidate, ending at the deterministic answer.
+
+def check_consistent(content: dict[str, Any], risk_level: str, facts: dict[str, Any]) -> None:
+    """Refuse an answer that calls a medium/high/critical-risk request safe (``contradicts_rules``)
+    or quotes an address/hex value that is not in the facts (``unsupported_claim``: small models
+    invent addresses). The router then tries the next candidate, ending at the deterministic answer.
     """
-    if risk_level not in ("medium", "high", "critical"):
-        return
     text = " ".join([content.get("summary", ""), *content.get("key_points", []), *content.get("risk_notes", [])])
-    if _REASSURING.search(text):
+    if risk_level in ("medium", "high", "critical") and _REASSURING.search(text):
         raise InvalidModelOutput(f"model answer calls a {risk_level}-risk request safe", error_type="contradicts_rules")
+    known = json.dumps(facts).lower()
+    if any(token.lower() not in known for token in _HEX_RUN.findall(text)):
+        raise InvalidModelOutput("model answer quotes a hex value that is not in the analysed facts",
+                                 error_type="unsupported_claim")

@@ -102,7 +102,7 @@ def route(prompt: Prompt, *, backends: list[tuple[Backend, float]], data_class: 
             started, wall = time.monotonic(), datetime.now(timezone.utc)
             try:
                 answer = backend.generate(prompt, data_class=data_class, timeout_s=min(timeout_s, left))
-                check_consistent(answer.content, risk_level)
+                check_consistent(answer.content, risk_level, prompt.facts)
             except InferenceError as exc:
                 record(backend, n, started, wall, "skipped" if exc.error_type == "not_configured" else "error",
                        exc=exc)

@@ -1,9 +1,11 @@
 """Data classes: ``public`` | ``private`` | ``secret``.
 
-``secret``: the request carries signing material — a 32-byte hex private key outside the hex
-data fields, a run of ≥ 12 BIP-39 English words (the wordlist eth-account ships; checksum not
-required, since pasted phrases often have a typo), a Web3 Secret Storage keystore (``crypto``
-with ``ciphertext``), or a non-empty field named like ``private_key`` / ``mnemonic`` / ``seed``.
+``secret``: the request carries signing material anywhere (field values, ABI names, the client
+id) — a 32-byte hex private key (64 hex digits on their own or inside text; in ``data``, calldata
+of exactly 32 bytes, which no well-formed call has), a run of ≥ 12 BIP-39 English words in one
+string or a list of words (the wordlist eth-account ships; checksum not required, since pasted
+phrases often have a typo), a Web3 Secret Storage keystore (``crypto`` with ``ciphertext``), or a
+non-empty field named like ``private_key``, ``privateKeyHex``, ``mnemonicPhrase`` or ``seed``.
 Such a request is refused (422 ``secret_in_request``); the refusal names the field and the
 detector, never the value.
 
@@ -26,10 +28,12 @@ from .loader import Policy
 __all__ = ["SecretHit", "find_secret", "refuse_secrets", "data_class"]
 
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-_SECRET_NAMES = {"privatekey", "privkey", "secretkey", "secret", "mnemonic", "seed", "seedphrase",
-                 "recoveryphrase", "secretrecoveryphrase", "keystore", "walletpassword"}
-# Fields whose strings are hex data by contract (calldata, code, quantities) or ABI JSON.
-_HEX_FIELDS = {"data", "bytecode", "value", "abi"}
+_HEX_KEY_IN_TEXT = re.compile(r"(?<![0-9a-fA-F])(0x)?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+_SECRET_NAMES = {"secret", "seed", "password", "passphrase"}  # exact (normalised) field names
+_SECRET_PARTS = ("privatekey", "privkey", "secretkey", "mnemonic", "seedphrase", "recoveryphrase", "keystore",
+                 "walletpassword")  # anywhere in a field name
+# Fields whose strings are hex data by contract (calldata, code): long hex runs are expected there.
+_HEX_FIELDS = {"data", "bytecode"}
 _WORD = re.compile(r"[a-z]+")
 _MIN_PHRASE = 12
 
@@ -65,6 +69,11 @@ def _walk(node: Any, path: str, top: str | None) -> Iterator[tuple[str, str | No
             yield from _walk(value, f"{path}[{i}]", top)
 
 
+def _secret_name(key: Any) -> bool:
+    norm = re.sub(r"[^a-z]", "", str(key).lower())
+    return norm in _SECRET_NAMES or any(part in norm for part in _SECRET_PARTS)
+
+
 def find_secret(body: Any) -> SecretHit | None:
     """First secret in a request body (any JSON value), or ``None``."""
     for path, top, node in _walk(body, "$", None):
@@ -74,16 +83,20 @@ def find_secret(body: Any) -> SecretHit | None:
             if isinstance(crypto, dict) and "ciphertext" in crypto:
                 return SecretHit(field, "keystore_json")
             for key, value in node.items():
-                norm = re.sub(r"[^a-z]", "", str(key).lower())
-                if norm in _SECRET_NAMES and value not in (None, "", [], {}):
+                if _secret_name(key) and value not in (None, "", [], {}, False):
                     return SecretHit(f"{field}.{key}".lstrip("$."), "secret_field_name")
+                if _has_phrase(str(key)) or _HEX_KEY_IN_TEXT.search(str(key)):
+                    return SecretHit(field, "secret_in_field_name")
+        elif isinstance(node, list) and node and all(isinstance(v, str) for v in node):
+            if _has_phrase(" ".join(node)):
+                return SecretHit(field, "bip39_mnemonic")
         elif isinstance(node, str):
-            if path == "$.data" and _HEX_KEY.match(node.strip()):
-                # exactly 32 bytes is never a well-formed call (selector + 32·k bytes): a pasted key
-                return SecretHit(field, "private_key_hex")
             if top in _HEX_FIELDS:
+                if path in ("$.data", "$.bytecode") and _HEX_KEY.match(node.strip()):
+                    # exactly 32 bytes is never a well-formed call (selector + 32·k bytes): a pasted key
+                    return SecretHit(field, "private_key_hex")
                 continue
-            if _HEX_KEY.match(node.strip()):
+            if _HEX_KEY_IN_TEXT.search(node):
                 return SecretHit(field, "private_key_hex")
             if _has_phrase(node):
                 return SecretHit(field, "bip39_mnemonic")
@@ -95,8 +108,9 @@ def refuse_secrets(body: Any) -> None:
     hit = find_secret(body)
     if hit:
         raise SecretInRequest(
-            f"the request carries signing material ({hit.detector}) in field '{hit.field}'; it was refused "
-            "and not stored. Never send private keys or recovery phrases to any service.",
+            f"the request carries signing material ({hit.detector}) in field '{hit.field}'; the request is "
+            "refused and the secret was not stored (the refusal itself is recorded, without it). Never send "
+            "private keys or recovery phrases to any service.",
             field=hit.field,
         )
 

@@ -16,6 +16,7 @@ Each rule has a stable code (the finding's ``code``) and a fixed severity policy
 | proxy_upgrade               | high                            | upgradeTo / upgradeToAndCall (EIP-1967 / UUPS) |
 | safe_delegatecall           | critical (medium: MultiSend)    | Safe execTransaction with operation = 1        |
 | native_value_unknown_call   | high                            | ETH sent with calldata no ABI explains         |
+| native_value_to_token       | high                            | plain ETH to a token contract (no payable path)|
 | unknown_selector            | medium                          | calldata with an unknown selector, no value    |
 | contract_creation           | medium                          | deploys code that is not analysed              |
 | trailing_calldata           | low                             | bytes after the ABI-encoded arguments          |
@@ -206,6 +207,12 @@ def _shape_rules(ctx: RuleContext) -> list[Finding]:
     if call.kind == "contract_creation":
         return [Finding("contract_creation", Severity.MEDIUM,
                         "Deploys a new contract; its code is not analysed here.", {"init_code_bytes": len(tx.data)})]
+    if call.kind == "native_transfer" and tx.value > 0 and ctx.has_role(tx.to, "token") \
+            and not ctx.has_role(tx.to, "accepts_eth"):
+        return [Finding("native_value_to_token", Severity.HIGH,
+                        f"Sends {format_eth(tx.value)} ETH straight to the token contract {ctx.label(tx.to)}, which has "
+                        "no payable path: the transaction reverts, or the ETH is stuck for good.",
+                        {"to": tx.to, "value_wei": str(tx.value)})]
     if call.kind == "unknown_selector":
         if tx.value > 0:
             return [Finding(

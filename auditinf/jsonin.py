@@ -1,0 +1,72 @@
+"""Bounded JSON input: every request body and input file goes through :func:`load_json`.
+
+Limits checked *before* parsing, so no input can exhaust the stack (some dependencies raise
+Python's recursion limit far above what the C stack holds) or produce a record that later fails
+canonicalisation:
+
+- nesting depth ≤ :data:`MAX_DEPTH` (objects and arrays);
+- every string valid Unicode (no lone surrogates such as ``"\\ud800"``; RFC 8785 / RFC 8259 §8.2).
+
+Fields that accept integers check their own ranges (RFC 8785 allows at most ±(2^53−1)).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import InputError
+
+__all__ = ["MAX_DEPTH", "load_json", "check_depth"]
+
+MAX_DEPTH = 32
+
+
+def check_depth(raw: bytes | str, max_depth: int = MAX_DEPTH) -> None:
+    """Raise ``invalid_json`` if brackets nest deeper than ``max_depth`` (strings skipped)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise InputError(f"JSON nests deeper than {max_depth} levels", code="invalid_json")
+        elif ch in "]}":
+            depth -= 1
+
+
+def _check_strings(node: Any) -> None:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError("JSON string is not valid Unicode (lone surrogate)", code="invalid_json") from exc
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Parse ``raw`` with the limits above; raises :class:`InputError` (``invalid_json``)."""
+    check_depth(raw)
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("request body is not valid JSON", code="invalid_json") from exc
+    _check_strings(value)
+    return value
