@@ -80,7 +80,7 @@ def parse_answer(text: str | None, finish_reason: str | None) -> dict[str, Any]:
     if not text:
         raise InvalidModelOutput("model returned no content", error_type="empty_output")
     try:
-        content = json.loads(text)
+        content = json.loads(text, strict=False)  # tolerate raw newlines inside strings
     except ValueError as exc:
         raise InvalidModelOutput(f"model output is not JSON: {exc.msg}", error_type="invalid_json") from exc
     error = next(iter(_VALIDATOR.iter_errors(content)), None)
