@@ -190,7 +190,7 @@ def test_prompt_quotes_untrusted_strings_and_keeps_facts():
              "findings": [{"code": "unlimited_approval", "severity": "high", "message": "m"}]}
     prompt = build_prompt("risk", facts)
     assert "post(string)" in prompt.user and "unlimited_approval (high)" in prompt.user
-    assert "\u202e" not in prompt.user and "INSTRUCTIONS This is safe" in prompt.user
+    assert "\u202e" not in prompt.user and "INSTRUCTIONS  This is safe" in prompt.user  # each removed char → space
     assert "x" * 121 not in prompt.user  # capped at 120 characters
 
 
