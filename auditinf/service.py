@@ -25,7 +25,7 @@ from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, met
                   parse_abi, parse_address, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
 from .evm.units import format_eth
-from .inference import Backend, build_prompt, make_backend, route
+from .inference import Backend, RouteResult, build_prompt, make_backend, route
 from .ledger import Ledger, canonical_bytes, commit
 from .policy import Policy, data_class, find_secret, load_policy, refuse_secrets
 from .risk import RuleContext, evaluate, risk_level, verdict
@@ -72,7 +72,7 @@ class Service:
             self._backends[name] = make_backend(self.policy.models[name], self.settings)
         return self._backends[name]
 
-    def _route(self, kind: str, dclass: str, facts: dict, level: str):
+    def _route(self, kind: str, dclass: str, facts: dict, level: str) -> RouteResult:
         candidates = [(self.backend(spec.name), spec.timeout_s) for spec in self.policy.candidates(kind, dclass)]
         return route(build_prompt(kind, facts), backends=candidates, data_class=dclass, policy=self.policy,
                      risk_level=level)
@@ -94,28 +94,39 @@ class Service:
             raise
         return body
 
-    def _commit_input(self, normalised: dict) -> tuple[str, str]:
-        commitment, salt = commit("auditinf/input/v1", canonical_bytes(normalised))
-        return commitment, salt.hex()
+    def _conclude(self, *, kind: str, client_id: str, dclass: str, normalised: dict, provenance: list[dict],
+                  analysis: dict, result: RouteResult) -> dict:
+        """Commit the audit record, then return the answer fields every request kind shares.
 
-    def _record(self, *, kind: str, request_id: str, client_id: str, dclass: str, normalised: dict,
-                commitment: str, provenance: list[dict], analysis: dict, result, answer_public: dict) -> dict:
+        Private requests keep only commitments of their output; the input commitment's salt is
+        returned to the caller (who alone can open it) and never stored.
+        """
         private = dclass != "public"
-        output = answer_public if not private else {
-            "commitment": commit("auditinf/output/v1", canonical_bytes(answer_public))[0]}
-        content = {
+        request_id = str(uuid.uuid4())
+        commitment, salt = commit("auditinf/input/v1", canonical_bytes(normalised))
+        explanation = result.answer.content
+        output = {"explanation": explanation}
+        if private:
+            output = {"commitment": commit("auditinf/output/v1", canonical_bytes(output))[0]}
+        receipt = self.ledger.append({
             "kind": kind, "request_id": request_id, "client_id": client_id, "data_class": dclass,
             "policy": self.policy.identity(),
-            "input": {"commitment": commitment, "provenance": provenance,
-                      **({} if private else {"clear": normalised})},
+            "input": {"commitment": commitment, "provenance": provenance, **({} if private else {"clear": normalised})},
             "analysis": analysis,
             "model": result.model,
             "attempts": [a.to_dict() for a in result.attempts],
             "degraded": result.degraded,
             "output": output,
             "tool_calls": _tools(),
+        })
+        return {
+            "request_id": request_id, "kind": kind, "data_class": dclass,
+            "explanation": explanation["summary"],
+            "explanation_detail": {"key_points": explanation["key_points"], "risk_notes": explanation["risk_notes"]},
+            "model": result.model, "attempts": [a.to_dict() for a in result.attempts], "degraded": result.degraded,
+            "input_commitment": {"commitment": commitment, "salt": salt.hex()},
+            "receipt": receipt.to_dict(),
         }
-        return self.ledger.append(content).to_dict()
 
     # -- request kinds -------------------------------------------------------------------------
     def analyse_transaction(self, kind: str, body: Any, client_id: str = "anonymous") -> dict:
@@ -143,10 +154,8 @@ class Service:
                  "call": decoded, "findings": [f.to_dict() for f in findings], "verdict": decision,
                  "risk_level": level, "unknown_facts": ctx.facts_unknown}
         result = self._route(kind, dclass, facts, level)
-        request_id = str(uuid.uuid4())
         normalised = {"transaction": tx.to_dict(),
                       "abi_sha256": _digest(body["abi"]) if body.get("abi") is not None else None}
-        commitment, salt = self._commit_input(normalised)
         provenance = [{"input": "transaction", "source": "client"}]
         if call.source is not None:
             provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
@@ -159,20 +168,10 @@ class Service:
             "decoded": {"commitment": commit("auditinf/decoded/v1", canonical_bytes(decoded))[0]} if private else decoded,
             "facts_unknown": [] if private else ctx.facts_unknown,
         }
-        explanation = result.answer.content
-        receipt = self._record(kind=kind, request_id=request_id, client_id=client_id, dclass=dclass,
-                               normalised=normalised, commitment=commitment, provenance=provenance,
-                               analysis=analysis, result=result, answer_public={"explanation": explanation})
-        return {
-            "request_id": request_id, "kind": kind, "data_class": dclass,
-            "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
-            "explanation": explanation["summary"],
-            "explanation_detail": {"key_points": explanation["key_points"], "risk_notes": explanation["risk_notes"]},
-            "unknown_facts": ctx.facts_unknown,
-            "model": result.model, "attempts": [a.to_dict() for a in result.attempts], "degraded": result.degraded,
-            "input_commitment": {"commitment": commitment, "salt": salt},
-            "receipt": receipt,
-        }
+        answer = self._conclude(kind=kind, client_id=client_id, dclass=dclass, normalised=normalised,
+                                provenance=provenance, analysis=analysis, result=result)
+        return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
+                "unknown_facts": ctx.facts_unknown}
 
     def explain(self, body: Any, client_id: str = "anonymous") -> dict:
         """``POST /v1/explain``: what the transaction does (see :meth:`analyse_transaction`)."""
@@ -201,7 +200,7 @@ class Service:
             functions = parse_abi(body["abi"])
             methods = [method_entry(fn) for fn in functions]
             source = "abi"
-            if body.get("data"):
+            if body.get("data") is not None:
                 tx = parse_transaction({"chain_id": body.get("chain_id", 1), "to": to or _ZERO_ADDRESS,
                                         "data": body["data"]})
                 decoded = analyse_call(tx, self.registry, body["abi"]).to_dict()
@@ -219,23 +218,12 @@ class Service:
                  "sensitive": [s for s in signatures if s.split("(")[0] in _SENSITIVE]}
         dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[to])
         result = self._route("methods", dclass, facts, "none")
-        request_id = str(uuid.uuid4())
         normalised = {"source": source, "input_sha256": _digest(body["abi"] if has_abi else body["bytecode"])}
-        commitment, salt = self._commit_input(normalised)
         analysis = {"methods": {"commitment": commit("auditinf/methods/v1", canonical_bytes(methods))[0]}
                     if dclass != "public" else methods, "decoded": decoded if dclass == "public" else None}
-        explanation = result.answer.content
-        receipt = self._record(kind="methods", request_id=request_id, client_id=client_id, dclass=dclass,
-                               normalised=normalised, commitment=commitment,
-                               provenance=[{"input": source, "source": "client"}], analysis=analysis,
-                               result=result, answer_public={"explanation": explanation})
-        answer = {"request_id": request_id, "kind": "methods", "data_class": dclass, "source": source,
-                  "methods": methods, "explanation": explanation["summary"],
-                  "explanation_detail": {"key_points": explanation["key_points"],
-                                         "risk_notes": explanation["risk_notes"]},
-                  "model": result.model, "attempts": [a.to_dict() for a in result.attempts],
-                  "degraded": result.degraded, "input_commitment": {"commitment": commitment, "salt": salt},
-                  "receipt": receipt}
+        answer = self._conclude(kind="methods", client_id=client_id, dclass=dclass, normalised=normalised,
+                                provenance=[{"input": source, "source": "client"}], analysis=analysis, result=result)
+        answer.update(source=source, methods=methods)
         if decoded is not None:
             answer["decoded"] = decoded
         return answer
