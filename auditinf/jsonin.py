@@ -4,8 +4,11 @@ Limits checked *before* parsing, so no input can exhaust the stack (some depende
 Python's recursion limit far above what the C stack holds) or produce a record that later fails
 canonicalisation:
 
+- the bytes are UTF-8 (RFC 8259 §8.1) — ``json.loads`` would also sniff UTF-16/32, which the
+  depth scan below would misread;
 - nesting depth ≤ :data:`MAX_DEPTH` (objects and arrays);
-- every string valid Unicode (no lone surrogates such as ``"\\ud800"``; RFC 8785 / RFC 8259 §8.2).
+- every string valid Unicode (no lone surrogates such as ``"\\ud800"``; RFC 8785 / RFC 8259 §8.2);
+- numbers finite: ``NaN``, ``Infinity`` and overflowing literals such as ``1e400`` are not JSON.
 
 Fields that accept integers check their own ranges (RFC 8785 allows at most ±(2^53−1)).
 """
@@ -13,6 +16,7 @@ Fields that accept integers check their own ranges (RFC 8785 allows at most ±(2
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .errors import InputError
@@ -22,9 +26,8 @@ __all__ = ["MAX_DEPTH", "load_json", "check_depth"]
 MAX_DEPTH = 32
 
 
-def check_depth(raw: bytes | str, max_depth: int = MAX_DEPTH) -> None:
+def check_depth(text: str, max_depth: int = MAX_DEPTH) -> None:
     """Raise ``invalid_json`` if brackets nest deeper than ``max_depth`` (strings skipped)."""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     depth = 0
     in_string = escaped = False
     for ch in text:
@@ -54,6 +57,8 @@ def _check_strings(node: Any) -> None:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise InputError("JSON string is not valid Unicode (lone surrogate)", code="invalid_json") from exc
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InputError("JSON number overflows (not finite)", code="invalid_json")
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -61,12 +66,20 @@ def _check_strings(node: Any) -> None:
             stack.extend(item)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def load_json(raw: bytes | str) -> Any:
     """Parse ``raw`` with the limits above; raises :class:`InputError` (``invalid_json``)."""
-    check_depth(raw)
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+    except UnicodeDecodeError as exc:
+        raise InputError("JSON must be UTF-8 encoded (RFC 8259 §8.1)", code="invalid_json") from exc
+    check_depth(text)
+    try:
+        value = json.loads(text, parse_constant=_no_constants)
+    except ValueError as exc:
         raise InputError("request body is not valid JSON", code="invalid_json") from exc
     _check_strings(value)
     return value

@@ -15,6 +15,7 @@ salt is returned to the caller, who alone can later open the commitment.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from importlib.metadata import version
 from typing import Any
@@ -43,8 +44,10 @@ def _tools() -> list[dict[str, str]]:
 
 
 def _digest(obj: Any) -> str:
-    """``sha256:<hex>`` of the RFC 8785 form of ``obj`` (public content fingerprints)."""
-    return "sha256:" + hashlib.sha256(canonical_bytes(obj)).hexdigest()
+    """``sha256:<hex>`` fingerprint of client JSON (sorted keys, compact). Not RFC 8785: client ABIs
+    may carry numbers JCS refuses (e.g. ``"gas": 2^64``), and a fingerprint must never fail."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _private_flag(body: dict) -> bool:
@@ -195,14 +198,16 @@ class Service:
         if has_abi == has_code:
             raise InputError("give exactly one of 'abi' or 'bytecode'", code="invalid_request", field="abi")
         decoded = None
-        to = parse_address(body["to"], "to") if body.get("to") else None
+        to = body.get("to")
+        # validates chain_id, to and data whatever their use below
+        tx = parse_transaction({"chain_id": body.get("chain_id", 1), "to": _ZERO_ADDRESS if to is None else to,
+                                "data": body.get("data")})
+        to = tx.to if to is not None else None
         if has_abi:
             functions = parse_abi(body["abi"])
             methods = [method_entry(fn) for fn in functions]
             source = "abi"
             if body.get("data") is not None:
-                tx = parse_transaction({"chain_id": body.get("chain_id", 1), "to": to or _ZERO_ADDRESS,
-                                        "data": body["data"]})
                 decoded = analyse_call(tx, self.registry, body["abi"]).to_dict()
         else:
             if body.get("data") is not None:

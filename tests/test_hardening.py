@@ -96,7 +96,16 @@ def test_wrong_types_are_not_taken_as_empty(client, det_service, override):
 
 def test_bytecode_with_data_refused(client, det_service):
     response = client.post("/v1/methods", json={"bytecode": "0x6000", "data": "0xzz"})
+    assert_refused(client, det_service, response, "invalid_hex")
+    response = client.post("/v1/methods", json={"bytecode": "0x6000", "data": "0x12345678"})
     assert_refused(client, det_service, response, "invalid_request")
+
+
+@pytest.mark.parametrize("override", [{"data": []}, {"data": 0}, {"to": ""}, {"to": 0}, {"chain_id": "x"}])
+def test_methods_side_fields_validated(client, det_service, override):
+    abi = [{"type": "function", "name": "f", "inputs": [], "outputs": []}]
+    assert client.post("/v1/methods", json={"abi": abi, **override}).status_code == 422
+    assert det_service.ledger.size() == 0
 
 
 def test_http_errors_use_the_error_shape(client):
@@ -162,3 +171,103 @@ def test_cli_input_errors_are_json_exit_2(tmp_path: Path, det_service):
     deep.write_text("[" * 100_000)
     result = runner.invoke(cli_app, ["risk", str(deep)], env=env)
     assert result.exit_code == 2 and json.loads(result.stdout)["error"]["code"] == "invalid_json"
+
+
+def test_utf16_body_cannot_bypass_the_depth_limit(client, det_service):
+    raw = ('{"x":"\u2200","chain_id":1,"to":"' + USDC + '","y":' + "[" * 3000 + "]" * 3000 + "}").encode("utf-16-le")
+    response = client.post("/v1/risk", content=raw, headers={"content-type": "application/json"})
+    assert_refused(client, det_service, response, "invalid_json")
+
+
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e400}'])
+def test_non_json_numbers_refused(client, det_service, raw):
+    response = client.post("/v1/risk", content=raw, headers={"content-type": "application/json"})
+    assert_refused(client, det_service, response, "invalid_json")
+
+
+def test_big_numbers_inside_a_client_abi_do_not_break_the_record(client, det_service):
+    abi = abi_named("spender")
+    abi[0]["gas"] = 2**64
+    response = client.post("/v1/risk", json=tx(abi=abi))
+    assert response.status_code == 200 and det_service.ledger.size() == 1
+
+
+def test_duplicate_parameter_names_refused(client, det_service):
+    abi = [{"type": "function", "name": "transfer", "outputs": [],
+            "inputs": [{"name": "to", "type": "address"}, {"name": "to", "type": "uint256"}]}]
+    assert_refused(client, det_service, client.post("/v1/risk", json=tx(abi=abi)), "invalid_abi")
+
+
+def test_unnamed_argument_cannot_shadow_a_named_one():
+    from auditinf.evm import analyse_call, default_registry, parse_transaction
+
+    abi = [{"type": "function", "name": "transfer", "outputs": [],
+            "inputs": [{"name": "arg1", "type": "address"}, {"name": "", "type": "uint256"}]}]
+    call = analyse_call(parse_transaction(tx(data="0xa9059cbb" + "00" * 12 + "22" * 20 + "00" * 31 + "05")),
+                        default_registry(), abi)
+    assert call.decoded.args == {"arg1": "0x" + "22" * 20, "_arg1": "5"}
+
+
+@pytest.mark.parametrize("where", [
+    {"data": "0X" + KEY},
+    {"abi": [{"type": "function", "name": "".join(w.capitalize() for w in PHRASE.split()), "inputs": [],
+              "outputs": []}]},
+    {"abi": [{"type": "function", "name": "f", "outputs": [],
+              "inputs": [{"name": w, "type": "uint256"} for w in PHRASE.split()]}]},
+    {"value": str(int(KEY, 16))},
+])
+def test_more_secret_routes_closed(client, det_service, where):
+    response = client.post("/v1/risk", json=tx(**where))
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] in ("secret_in_request", "invalid_value")
+    assert all(KEY not in row.body.decode() for row in det_service.ledger.rows())
+
+
+def test_secret_inside_a_field_name_is_not_echoed(client, det_service):
+    response = client.post("/v1/risk", json=tx(**{f"privateKey=0x{KEY}": True}))
+    assert response.json()["error"]["code"] == "secret_in_request" and KEY not in response.text
+    assert KEY not in det_service.ledger.get(0).body.decode()
+
+
+def test_eth_with_a_nonpayable_call(client):
+    transfer = "0xa9059cbb" + ("22" * 20).rjust(64, "0") + "00" * 31 + "05"
+    abi = [{"type": "function", "name": "transfer", "stateMutability": "nonpayable", "outputs": [],
+            "inputs": [{"name": "to", "type": "address"}, {"name": "value", "type": "uint256"}]}]
+    answer = client.post("/v1/risk", json=tx(data=transfer, value="1000", abi=abi)).json()
+    assert "native_value_to_nonpayable" in {f["code"] for f in answer["findings"]}
+
+
+@pytest.mark.parametrize("mutation", [
+    {"content": json.dumps({"summary": "Approves \ud800 spender", "key_points": [], "risk_notes": []},
+                           ensure_ascii=True)},
+    {"usage_tokens": 2**60},
+])
+def test_misbehaving_hosted_model_still_answered_and_recorded(make_service, mutation):
+    script = [{"content": mutation["content"]}] if "content" in mutation else [{}]
+    with FaultServer(script) as upstream:
+        if "usage_tokens" in mutation:
+            original = upstream._completion
+
+            def huge_usage(content, finish):
+                body = original(content, finish)
+                body["usage"] = {"prompt_tokens": mutation["usage_tokens"], "completion_tokens": 1}
+                return body
+            upstream._completion = huge_usage
+        service = make_service(public=("hosted-a", "deterministic"), hosted_url=upstream.base_url)
+        answer = service.risk(tx())
+    assert answer["receipt"]["seq"] == 0
+    ledger = service.ledger
+    assert verify_rows(ledger.rows(), {ledger.signer.kid: ledger.signer.verifier}) == 1
+
+
+def test_crafted_dispatcher_refused_quickly(client):
+    entry = lambda i: bytes([0x80, 0x63]) + i.to_bytes(4, "big") + bytes([0x14, 0x61, 0x00, 0x05, 0x57])  # noqa: E731
+    code = bytes.fromhex("60003560e01c") + b"".join(entry(i) for i in range(5000)) + b"\x00"
+    response = client.post("/v1/methods", json={"bytecode": "0x" + code.hex()})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_bytecode"
+
+
+def test_content_length_over_limit_refused_before_reading(client):
+    response = client.post("/v1/risk", content=b"{}", headers={"content-type": "application/json",
+                                                                "content-length": str(10**9)})
+    assert response.status_code == 413

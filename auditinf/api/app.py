@@ -79,10 +79,18 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
 
     async def json_body(request: Request) -> Any:
-        raw = await request.body()
-        if len(raw) > settings.max_body_bytes:
-            raise RequestTooLarge(f"request body over {settings.max_body_bytes} bytes")
-        return load_json(raw)
+        limit = settings.max_body_bytes
+        too_large = RequestTooLarge(f"request body over {limit} bytes")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large  # refused before reading a byte
+        chunks, size = [], 0
+        async for chunk in request.stream():  # chunked uploads: stop at the limit, never buffer more
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return load_json(b"".join(chunks))
 
     Body = Annotated[Any, Depends(json_body)]
     ClientId = Annotated[str, Header(alias="X-Client-Id", pattern=_CLIENT_ID)]
@@ -119,6 +127,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         verifier = service.ledger.signer.verifier
         return {"kid": verifier.kid, "name": verifier.name, "verifier_key": verifier.verifier_key}
 
+    @app.head("/healthz", include_in_schema=False)
     @app.get("/healthz")
     async def healthz() -> dict:  # async: answered on the event loop even when the worker pool is busy
         """Liveness: the process is up."""

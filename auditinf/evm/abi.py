@@ -65,6 +65,7 @@ def _canonical_type(component: Any, where: str) -> str:
             raise BadAbi(f"{where}: tuple parameter without 'components'", field="abi")
         for i, c in enumerate(comps):
             _canonical_type(c, f"{where}.components[{i}]")
+        _unique_names(comps, f"{where}.components")
     elif "components" in component:
         raise BadAbi(f"{where}: 'components' is only allowed on tuple types", field="abi")
     try:
@@ -78,11 +79,18 @@ def _canonical_type(component: Any, where: str) -> str:
     return canonical
 
 
+def _unique_names(params: list, where: str) -> None:
+    """Solidity forbids two parameters with one name; a decoder keyed by name would lose one."""
+    names = [p.get("name") for p in params if isinstance(p, dict) and p.get("name")]
+    if len(names) != len(set(names)):
+        raise BadAbi(f"{where}: two parameters share a name", field="abi")
+
+
 def _state_mutability(entry: dict) -> str:
     declared = entry.get("stateMutability")
     if declared is not None:
         if declared not in _MUTABILITIES:
-            raise BadAbi(f"unknown stateMutability {declared!r}", field="abi")
+            raise BadAbi(f"unknown stateMutability {str(declared)[:20]!r}", field="abi")
         return declared
     if entry.get("payable") is True:
         return "payable"
@@ -118,6 +126,7 @@ def parse_abi(abi: Any) -> list[AbiFunction]:
         if not isinstance(inputs, list) or not isinstance(outputs, list):
             raise BadAbi(f"abi[{i}]: 'inputs' and 'outputs' must be lists", field="abi")
         types = tuple(_canonical_type(c, f"abi[{i}].inputs[{j}]") for j, c in enumerate(inputs))
+        _unique_names(inputs, f"abi[{i}].inputs")
         for j, c in enumerate(outputs):
             _canonical_type(c, f"abi[{i}].outputs[{j}]")
         signature = f"{name}({','.join(types)})"

@@ -15,8 +15,21 @@ from .registry import AbiRegistry
 
 __all__ = ["methods_from_bytecode", "MAX_BYTECODE_BYTES"]
 
-# EIP-170 caps deployed code at 24,576 bytes; EIP-7907 proposals raise it — allow headroom.
-MAX_BYTECODE_BYTES = 256 * 1024
+# EIP-170 caps deployed code at 24,576 bytes; EIP-7907 proposes 48 KiB. Twice EIP-170 plus slack
+# keeps evmole's work (and the record) bounded for crafted dispatchers with thousands of entries.
+MAX_BYTECODE_BYTES = 64 * 1024
+MAX_METHODS = 1000
+_PUSH1, _PUSH4, _PUSH32 = 0x60, 0x63, 0x7F
+
+
+def _push4_count(code: bytes) -> int:
+    """PUSH4 instructions in a linear sweep (push data skipped): an upper bound on dispatch entries."""
+    count = pos = 0
+    while pos < len(code):
+        op = code[pos]
+        count += op == _PUSH4
+        pos += 1 + (op - _PUSH1 + 1 if _PUSH1 <= op <= _PUSH32 else 0)
+    return count
 
 
 def methods_from_bytecode(code_hex: str, registry: AbiRegistry) -> list[dict]:
@@ -30,12 +43,18 @@ def methods_from_bytecode(code_hex: str, registry: AbiRegistry) -> list[dict]:
     code = parse_hex(code_hex, field="bytecode", max_bytes=MAX_BYTECODE_BYTES)
     if not code:
         raise BadBytecode("bytecode is empty (an EOA or a destroyed contract has no methods)", field="bytecode")
+    if _push4_count(code) > 2 * MAX_METHODS:  # refuse crafted dispatchers before the costly analysis
+        raise BadBytecode(f"bytecode holds more than {2 * MAX_METHODS} PUSH4 constants; not a real contract",
+                          field="bytecode")
     try:
         info = evmole.contract_info(code, selectors=True, arguments=True, state_mutability=True)
     except Exception as exc:  # evmole raises plain Exceptions from Rust on malformed input
         raise BadBytecode(f"bytecode could not be analysed: {exc}", field="bytecode") from exc
+    functions = info.functions or []
+    if len(functions) > MAX_METHODS:
+        raise BadBytecode(f"bytecode dispatches {len(functions)} selectors, more than {MAX_METHODS}", field="bytecode")
     methods = []
-    for fn in sorted(info.functions or [], key=lambda f: f.selector):
+    for fn in sorted(functions, key=lambda f: f.selector):
         selector = "0x" + fn.selector
         known = [f for _, f in registry.functions_with_selector(selector)]
         matching = [f for f in known if ",".join(f.input_types) == fn.arguments]

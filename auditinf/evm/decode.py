@@ -38,7 +38,8 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (DecodingError, OverflowError,
 
 @dataclass(frozen=True)
 class DecodedCall:
-    """A decoded function call. ``args`` maps argument name → JSON-safe value."""
+    """A decoded function call. ``args`` maps argument name → JSON-safe value; ``values`` holds
+    the same values in ABI order (what rules use: names differ between ABIs)."""
 
     method: str
     signature: str
@@ -47,6 +48,8 @@ class DecodedCall:
     types: dict[str, str]
     display: dict[str, str] = field(default_factory=dict)
     trailing_bytes: str | None = None
+    values: tuple[Any, ...] = ()
+    state_mutability: str = "nonpayable"
 
     def to_dict(self) -> dict:
         out = {
@@ -62,8 +65,11 @@ class DecodedCall:
         return out
 
 
-def _arg_name(component: dict, index: int) -> str:
-    return component.get("name") or f"arg{index}"
+def _arg_name(component: dict, index: int, taken: dict | None = None) -> str:
+    name = component.get("name") or f"arg{index}"
+    while taken is not None and name in taken:  # an unnamed arg{i} may clash with a declared name
+        name = f"_{name}"
+    return name
 
 
 def format_value(component: dict, value: Any) -> Any:
@@ -74,7 +80,10 @@ def format_value(component: dict, value: Any) -> Any:
         return [format_value(inner, v) for v in value]
     if typ == "tuple":
         comps = component.get("components", [])
-        return {_arg_name(c, i): format_value(c, v) for i, (c, v) in enumerate(zip(comps, value))}
+        out: dict[str, Any] = {}
+        for i, (c, v) in enumerate(zip(comps, value)):
+            out[_arg_name(c, i, out)] = format_value(c, v)
+        return out
     if typ.startswith(("uint", "int")):
         return str(value)
     if typ == "address":
@@ -118,9 +127,11 @@ def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
     args: dict[str, Any] = {}
     arg_types: dict[str, str] = {}
     display: dict[str, str] = {}
+    ordered = []
     for i, (component, value) in enumerate(zip(fn.inputs, values)):
-        name = _arg_name(component, i)
+        name = _arg_name(component, i, args)
         args[name] = format_value(component, value)
+        ordered.append(args[name])
         arg_types[name] = fn.input_types[i]
         shown = _display(component, value)
         if shown:
@@ -134,4 +145,6 @@ def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
         types=arg_types,
         display=display,
         trailing_bytes=to_hex(trailing) if trailing else None,
+        values=tuple(ordered),
+        state_mutability=fn.state_mutability,
     )

@@ -20,7 +20,9 @@ __all__ = ["Transaction", "parse_transaction", "parse_address", "MAX_CALLDATA_BY
 
 MAX_CALLDATA_BYTES = 128 * 1024
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_UINT256_MAX = 2**256 - 1
+# 2^128 wei ≈ 3.4e20 ETH, far beyond any balance: larger values are not amounts (a 32-byte key
+# pasted as a number looks like one), and are refused rather than recorded.
+_MAX_WEI = 2**128 - 1
 _MAX_CHAIN_ID = 2**53 - 1
 
 
@@ -63,14 +65,15 @@ def _parse_wei(value: Any) -> int:
         raise InputError("value must be wei as a decimal string or 0x quantity", code="invalid_value", field="value")
     if isinstance(value, int):
         wei = value
-    elif isinstance(value, str) and re.fullmatch(r"0[xX][0-9a-fA-F]{1,64}", value):
+    elif isinstance(value, str) and re.fullmatch(r"0[xX][0-9a-fA-F]{1,32}", value):
         wei = int(value, 16)
-    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,78}", value):
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,39}", value):
         wei = int(value)
     else:
         raise InputError("value must be wei as a decimal string or 0x quantity", code="invalid_value", field="value")
-    if not 0 <= wei <= _UINT256_MAX:
-        raise InputError("value is outside 0..2^256-1 wei", code="invalid_value", field="value")
+    if not 0 <= wei <= _MAX_WEI:
+        raise InputError("value is outside 0..2^128-1 wei (more ETH than exists)", code="invalid_value",
+                         field="value")
     return wei
 
 

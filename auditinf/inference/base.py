@@ -13,10 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jsonschema
+import rfc8785
 
 from ..errors import InvalidModelOutput
 
-__all__ = ["ANSWER_SCHEMA", "Prompt", "ModelAnswer", "Backend", "parse_answer"]
+__all__ = ["ANSWER_SCHEMA", "Prompt", "ModelAnswer", "Backend", "parse_answer", "safe_count", "safe_label"]
+
+
+def safe_count(value: Any) -> int | None:
+    """A token count reported by a backend, or ``None`` when it is not a plausible count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53 else None
+
+
+def safe_label(value: Any, limit: int = 128) -> str | None:
+    """A model name or response id from a backend: printable, valid Unicode, at most ``limit`` chars."""
+    if not isinstance(value, str):
+        return None
+    clean = "".join(ch for ch in value[:limit] if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF)
+    return clean or None
 
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -83,6 +97,10 @@ def parse_answer(text: str | None, finish_reason: str | None) -> dict[str, Any]:
         content = json.loads(text, strict=False)  # tolerate raw newlines inside strings
     except ValueError as exc:
         raise InvalidModelOutput(f"model output is not JSON: {exc.msg}", error_type="invalid_json") from exc
+    try:
+        rfc8785.dumps(content)  # it goes into the signed record: must be I-JSON (no lone surrogates)
+    except Exception as exc:  # rfc8785 raises CanonicalizationError subclasses
+        raise InvalidModelOutput("model output is not representable as I-JSON", error_type="invalid_json") from exc
     error = next(iter(_VALIDATOR.iter_errors(content)), None)
     if error is not None:
         where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)

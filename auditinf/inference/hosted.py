@@ -21,7 +21,7 @@ import httpx
 import openai
 
 from ..errors import BackendUnavailable, InferenceError, ModelTimeout, PrivacyViolation, UpstreamError
-from .base import ModelAnswer, Prompt, parse_answer
+from .base import ModelAnswer, Prompt, parse_answer, safe_count, safe_label
 
 __all__ = ["HostedBackend", "map_openai_error"]
 
@@ -122,10 +122,10 @@ class HostedBackend:
         return ModelAnswer(
             content=parse_answer(choice.message.content, choice.finish_reason),
             finish_reason=choice.finish_reason,
-            tokens_in=usage.prompt_tokens if usage else None,
-            tokens_out=usage.completion_tokens if usage else None,
-            response_model=response.model,
-            response_id=response.id,
+            tokens_in=safe_count(usage.prompt_tokens) if usage else None,
+            tokens_out=safe_count(usage.completion_tokens) if usage else None,
+            response_model=safe_label(response.model),
+            response_id=safe_label(response.id),
         )
 
 

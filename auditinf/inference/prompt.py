@@ -99,13 +99,35 @@ _REASSURING = re.compile(
 )
 
 
-_HEX_RUN = re.compile(r"0x[0-9a-fA-F]{8,}")
+_HEX_RUN = re.compile(r"0x[0-9a-fA-F]{8,}|(?<![0-9a-zA-Z])[0-9]{3,}")  # long hex values, numbers ≥ 3 digits
+_TERM = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{3,}")
+
+
+def _salient_terms(facts: dict[str, Any]) -> set[str]:
+    """Words an answer about these facts must use at least one of: the method (and its parts),
+    the target's label, or what kind of request it is."""
+    call = facts.get("call", {})
+    texts = [call.get("method") or "", facts.get("to_label") or "", *facts.get("methods", [])]
+    terms = {t.lower() for text in texts for t in _TERM.findall(text)}
+    kind = call.get("kind")
+    if kind == "native_transfer" or facts.get("value_wei", "0") != "0":
+        terms |= {"eth", "ether"}
+    if kind in ("unknown_selector", "contract_creation") or facts.get("kind") == "methods":
+        terms |= {"unknown", "function", "contract", "deploy"}
+    return terms
 
 
 def check_consistent(content: dict[str, Any], risk_level: str, facts: dict[str, Any]) -> None:
-    """Refuse an answer that calls a medium/high/critical-risk request safe (``contradicts_rules``)
-    or quotes an address/hex value that is not in the facts (``unsupported_claim``: small models
-    invent addresses), or whose summary carries JSON/code fragments (``malformed_text``). The router then tries the next candidate, ending at the deterministic answer.
+    """Refuse a model answer that
+
+    - calls a medium/high/critical-risk request safe (``contradicts_rules``);
+    - has JSON/code fragments in its summary (``malformed_text``);
+    - quotes a long hex value or a number of 3+ digits absent from the facts (``unsupported_claim``:
+      small models invent addresses and amounts);
+    - mentions none of the facts' salient terms — method, target label, ETH (``ungrounded``).
+
+    Raises :class:`InvalidModelOutput`; the router then tries the next candidate, ending at the
+    deterministic answer.
     """
     text = " ".join([content.get("summary", ""), *content.get("key_points", []), *content.get("risk_notes", [])])
     if risk_level in ("medium", "high", "critical") and _REASSURING.search(text):
@@ -114,5 +136,9 @@ def check_consistent(content: dict[str, Any], risk_level: str, facts: dict[str, 
         raise InvalidModelOutput("model summary contains JSON/code fragments", error_type="malformed_text")
     known = json.dumps(facts).lower()
     if any(token.lower() not in known for token in _HEX_RUN.findall(text)):
-        raise InvalidModelOutput("model answer quotes a hex value that is not in the analysed facts",
+        raise InvalidModelOutput("model answer quotes a hex value or number that is not in the analysed facts",
                                  error_type="unsupported_claim")
+    terms = _salient_terms(facts)
+    lowered = text.lower()
+    if terms and not any(term in lowered for term in terms):
+        raise InvalidModelOutput("model answer mentions none of the analysed facts", error_type="ungrounded")

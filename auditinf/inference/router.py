@@ -101,7 +101,12 @@ def route(prompt: Prompt, *, backends: list[tuple[Backend, float]], data_class: 
             n += 1
             started, wall = time.monotonic(), datetime.now(timezone.utc)
             try:
-                answer = backend.generate(prompt, data_class=data_class, timeout_s=min(timeout_s, left))
+                try:
+                    answer = backend.generate(prompt, data_class=data_class, timeout_s=min(timeout_s, left))
+                except InferenceError:
+                    raise
+                except Exception as crash:  # a backend bug must not lose the answer: record it, fall back
+                    raise InferenceError(f"backend raised {type(crash).__name__}", error_type="backend_error") from crash
                 check_consistent(answer.content, risk_level, prompt.facts)
             except InferenceError as exc:
                 record(backend, n, started, wall, "skipped" if exc.error_type == "not_configured" else "error",

@@ -27,14 +27,14 @@ from .loader import Policy
 
 __all__ = ["SecretHit", "find_secret", "refuse_secrets", "data_class"]
 
-_HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-_HEX_KEY_IN_TEXT = re.compile(r"(?<![0-9a-fA-F])(0x)?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+_HEX_KEY = re.compile(r"^(0[xX])?[0-9a-fA-F]{64}$")
+_HEX_KEY_IN_TEXT = re.compile(r"(?<![0-9a-fA-F])(0[xX])?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 _SECRET_NAMES = {"secret", "seed", "password", "passphrase"}  # exact (normalised) field names
 _SECRET_PARTS = ("privatekey", "privkey", "secretkey", "mnemonic", "seedphrase", "recoveryphrase", "keystore",
                  "walletpassword")  # anywhere in a field name
 # Fields whose strings are hex data by contract (calldata, code): long hex runs are expected there.
 _HEX_FIELDS = {"data", "bytecode"}
-_WORD = re.compile(r"[a-z]+")
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")  # splits camelCase and snake_case alike
 _MIN_PHRASE = 12
 
 
@@ -52,18 +52,28 @@ def _bip39_words() -> frozenset[str]:
 def _has_phrase(text: str) -> bool:
     words = _bip39_words()
     run = 0
-    for token in _WORD.findall(text.lower()):
-        run = run + 1 if token in words else 0
+    for token in _WORD.findall(text):
+        run = run + 1 if token.lower() in words else 0
         if run >= _MIN_PHRASE:
             return True
     return False
+
+
+def _key_is_secret(key: str) -> bool:
+    return bool(_HEX_KEY_IN_TEXT.search(key)) or _has_phrase(key)
+
+
+def _shown(key: Any) -> str:
+    """A field name as it may appear in errors and records: never one that holds a secret."""
+    key = str(key)
+    return "[redacted]" if _key_is_secret(key) else key[:64]
 
 
 def _walk(node: Any, path: str, top: str | None) -> Iterator[tuple[str, str | None, Any]]:
     yield path, top, node
     if isinstance(node, dict):
         for key, value in node.items():
-            yield from _walk(value, f"{path}.{key}", top if top is not None else str(key))
+            yield from _walk(value, f"{path}.{_shown(key)}", top if top is not None else str(key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _walk(value, f"{path}[{i}]", top)
@@ -83,12 +93,15 @@ def find_secret(body: Any) -> SecretHit | None:
             if isinstance(crypto, dict) and "ciphertext" in crypto:
                 return SecretHit(field, "keystore_json")
             for key, value in node.items():
-                if _secret_name(key) and value not in (None, "", [], {}, False):
-                    return SecretHit(f"{field}.{key}".lstrip("$."), "secret_field_name")
-                if _has_phrase(str(key)) or _HEX_KEY_IN_TEXT.search(str(key)):
+                if _key_is_secret(str(key)):
                     return SecretHit(field, "secret_in_field_name")
-        elif isinstance(node, list) and node and all(isinstance(v, str) for v in node):
-            if _has_phrase(" ".join(node)):
+                if _secret_name(key) and value not in (None, "", [], {}, False):
+                    return SecretHit(f"{field}.{_shown(key)}".lstrip("$."), "secret_field_name")
+        elif isinstance(node, list) and node:
+            # a phrase spread over list items: plain words, or ABI parameters named one word each
+            words = [v if isinstance(v, str) else v.get("name") for v in node
+                     if isinstance(v, str) or isinstance(v, dict)]
+            if _has_phrase(" ".join(w for w in words if isinstance(w, str))):
                 return SecretHit(field, "bip39_mnemonic")
         elif isinstance(node, str):
             if top in _HEX_FIELDS:

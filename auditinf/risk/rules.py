@@ -17,6 +17,7 @@ Each rule has a stable code (the finding's ``code``) and a fixed severity policy
 | safe_delegatecall           | critical (medium: MultiSend)    | Safe execTransaction with operation = 1        |
 | native_value_unknown_call   | high                            | ETH sent with calldata no ABI explains         |
 | native_value_to_token       | high                            | plain ETH to a token contract (no payable path)|
+| native_value_to_nonpayable  | medium                          | ETH sent with a call the ABI says is not payable|
 | unknown_selector            | medium                          | calldata with an unknown selector, no value    |
 | contract_creation           | medium                          | deploys code that is not analysed              |
 | trailing_calldata           | low                             | bytes after the ABI-encoded arguments          |
@@ -115,8 +116,7 @@ def _erc20_allowance(ctx: RuleContext, spender: str, amount: int, method: str) -
 
 
 def _approve(ctx: RuleContext) -> list[Finding]:
-    args = ctx.call.decoded.args
-    spender, amount = list(args.values())
+    spender, amount = ctx.call.decoded.values
     amount = int(amount)
     if ctx.has_role(ctx.tx.to, "nft"):
         return [Finding("nft_approval", Severity.MEDIUM,
@@ -128,12 +128,12 @@ def _approve(ctx: RuleContext) -> list[Finding]:
 
 
 def _increase_allowance(ctx: RuleContext) -> list[Finding]:
-    spender, added = list(ctx.call.decoded.args.values())
+    spender, added = ctx.call.decoded.values
     return _erc20_allowance(ctx, spender, int(added), "increaseAllowance")
 
 
 def _set_approval_for_all(ctx: RuleContext) -> list[Finding]:
-    operator, approved = list(ctx.call.decoded.args.values())
+    operator, approved = ctx.call.decoded.values
     if not approved:
         return []
     known_market = ctx.has_role(operator, "marketplace_operator")
@@ -149,7 +149,7 @@ def _set_approval_for_all(ctx: RuleContext) -> list[Finding]:
 
 
 def _transfer(ctx: RuleContext) -> list[Finding]:
-    to = list(ctx.call.decoded.args.values())[0]
+    to = ctx.call.decoded.values[0]
     if ctx.tx.to and to.lower() == ctx.tx.to.lower():
         return [Finding("transfer_to_token_contract", Severity.HIGH,
                         "Sends the tokens to the token contract itself, where they are usually lost forever.",
@@ -160,15 +160,15 @@ def _transfer(ctx: RuleContext) -> list[Finding]:
 def _fixed(code: str, severity: Severity, message: str) -> Rule:
     """A rule that always fires; ``message`` may use ``{contract}`` and ``{arg}`` (the first argument)."""
     def rule(ctx: RuleContext) -> list[Finding]:
-        args = ctx.call.decoded.args
-        first = next(iter(args.values()), None)
-        evidence = {"contract": ctx.tx.to, **args}
+        values = ctx.call.decoded.values
+        first = values[0] if values else None
+        evidence = {"contract": ctx.tx.to, **ctx.call.decoded.args}
         return [Finding(code, severity, message.format(contract=ctx.label(ctx.tx.to), arg=first), evidence)]
     return rule
 
 
 def _safe_exec(ctx: RuleContext) -> list[Finding]:
-    values = list(ctx.call.decoded.args.values())  # positional: ABI names may differ
+    values = ctx.call.decoded.values  # positional: ABI names may differ
     target, operation = values[0], int(values[3])
     if operation != 1:
         return []
@@ -224,6 +224,13 @@ def _shape_rules(ctx: RuleContext) -> list[Finding]:
         return [Finding("unknown_selector", Severity.MEDIUM,
                         f"Calls an unknown function {call.selector} on {ctx.label(tx.to)}: what it does cannot be "
                         "shown.", {"to": tx.to, "selector": call.selector})]
+    # only an ABI known to be this contract's (client-given or bundled for the address) is authoritative
+    if call.decoded is not None and tx.value > 0 and call.decoded.state_mutability != "payable" \
+            and call.match in ("client_abi", "address"):
+        return [Finding("native_value_to_nonpayable", Severity.MEDIUM,
+                        f"Sends {format_eth(tx.value)} ETH with {call.decoded.signature}, which is not payable: the "
+                        "transaction will revert and only the gas is spent. A crafted or broken request.",
+                        {"to": tx.to, "value_wei": str(tx.value), "signature": call.decoded.signature})]
     if call.decoded is not None and call.decoded.trailing_bytes:
         return [Finding("trailing_calldata", Severity.LOW,
                         f"{(len(call.decoded.trailing_bytes) - 2) // 2} unexpected byte(s) follow the arguments; "
