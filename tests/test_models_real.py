@@ -14,7 +14,8 @@ import time
 import httpx
 import pytest
 
-from auditinf.inference import LocalBackend, build_prompt, bundled_gguf
+from auditinf.errors import UpstreamError
+from auditinf.inference import HostedBackend, LocalBackend, build_prompt, bundled_gguf
 
 from .fakes.fault_server import FaultServer
 
@@ -36,7 +37,7 @@ def test_local_backend_generates_schema_valid_json():
 
 
 # What a 135M model may get wrong; the guards turn it into a recorded, failed attempt.
-MODEL_QUALITY_ERRORS = {"unsupported_claim", "malformed_text", "contradicts_rules", "schema_invalid"}
+MODEL_QUALITY_ERRORS = {"unsupported_claim", "malformed_text", "contradicts_rules", "schema_invalid", "ungrounded"}
 
 
 @pytest.mark.model
@@ -96,14 +97,29 @@ def llama_server():
 
 
 @pytest.mark.server
-def test_hosted_backend_against_real_llama_cpp_server(make_service, llama_server):
+def test_hosted_backend_against_real_llama_cpp_server(llama_server):
+    backend = HostedBackend("hosted-a", {"max_tokens": 320}, base_url=llama_server, model="smollm2-135m",
+                            api_key=None)
+    prompt = build_prompt("explain", {"to": NATIVE["to"], "value_eth": "0.5", "risk_level": "none",
+                                      "verdict": "benign", "call": {"kind": "native_transfer"}, "findings": []})
+    # llama.cpp's server rejects response_format json_schema: one adaptation to json_object, then JSON
+    with pytest.raises(UpstreamError) as err:
+        backend.generate(prompt, data_class="public", timeout_s=60)
+    assert err.value.error_type == "response_format_unsupported"
+    answer = backend.generate(prompt, data_class="public", timeout_s=60)
+    assert set(answer.content) == {"summary", "key_points", "risk_notes"}
+    assert answer.tokens_in > 0 and answer.tokens_out > 0 and answer.response_model
+
+
+@pytest.mark.server
+def test_service_routes_public_request_to_real_server(make_service, llama_server):
     service = make_service(public=("hosted-a", "deterministic"), hosted_url=llama_server,
-                           hosted={"timeout_s": 60, "max_tokens": 200},
+                           hosted={"timeout_s": 60, "max_tokens": 320},
                            retries={"max_attempts": 1, "retry_on": [], "deadline_s": 120})
     service.backend("hosted-a").model = "smollm2-135m"
     answer = service.explain(NATIVE)
     hosted = [a for a in answer["attempts"] if a["backend"] == "hosted"]
-    # llama.cpp's server rejects response_format json_schema: one adaptation to json_object, then success
-    assert hosted[-1]["outcome"] == "success", hosted
-    assert answer["model"]["backend"] == "hosted" and answer["degraded"] is False
-    assert [a["error_type"] for a in hosted[:-1]] in ([], ["response_format_unsupported"])
+    assert [a["error_type"] for a in hosted[:1]] == ["response_format_unsupported"] and len(hosted) == 2
+    last = hosted[-1]
+    assert last["outcome"] == "success" or last["error_type"] in MODEL_QUALITY_ERRORS, last
+    assert answer["degraded"] is (last["outcome"] != "success")
