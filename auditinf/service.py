@@ -23,7 +23,7 @@ from typing import Any
 from .config import Settings
 from .errors import InputError, SecretInRequest
 from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
-                  parse_abi, parse_address, parse_transaction)
+                  parse_abi, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
 from .evm.units import format_eth
 from .inference import Backend, RouteResult, build_prompt, make_backend, route

@@ -32,7 +32,6 @@ from typing import Callable
 
 from ..evm.calls import CallAnalysis
 from ..evm.chain import ChainFacts, NoChainFacts
-from ..evm.decode import UINT256_MAX
 from ..evm.registry import AbiRegistry
 from ..evm.tx import Transaction
 from ..evm.units import format_eth, format_units
