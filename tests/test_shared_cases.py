@@ -44,7 +44,7 @@ DEFERRED = {
 }
 SKIP_KINDS = {
     "typed_data": "issue 5: EIP-712 typed data",
-    "ledger": "issue 3: Merkle proofs and checkpoints",
+    "ledger": "issue 3: C2SP signed-note checkpoints",
 }
 SEVERITY = ["none", "low", "medium", "high", "critical"]
 
@@ -228,6 +228,13 @@ def test_llm_output_case(case_id, client_for):
         assert client.get("/healthz").status_code == 200
 
 
-@pytest.mark.parametrize("case_id", sorted(i for i, c in CASES.items() if c["kind"] in SKIP_KINDS))
+# Merkle-level ledger cases run by id in tests/test_merkle.py (ledger-19 there as its worked example,
+# and as a service-level deletion in tests/test_ledger.py); checkpoint/note cases wait for issue 3.
+MERKLE_TESTED = {"ledger-01-inclusion-index-beyond-size", "ledger-03-inclusion-extra-or-short-path",
+                 "ledger-06-consistency-from-empty-tree", "ledger-19-two-consecutive-records-deleted"}
+
+
+@pytest.mark.parametrize("case_id", sorted(i for i, c in CASES.items()
+                                           if c["kind"] in SKIP_KINDS and i not in MERKLE_TESTED))
 def test_later_issue_case(case_id):
     pytest.skip(SKIP_KINDS[CASES[case_id]["kind"]])
