@@ -17,18 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from functools import lru_cache
 from importlib.metadata import version
 from typing import Any
 
 from .config import Settings
-from .errors import InputError, SecretInRequest
+from .errors import InputError
 from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
                   parse_abi, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
 from .evm.units import format_eth
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
 from .ledger import Ledger, canonical_bytes, commit
-from .policy import Policy, data_class, find_secret, load_policy, refuse_secrets
+from .policy import Policy, data_class, find_secret, load_policy, secret_refusal
 from .risk import RuleContext, evaluate, risk_level, verdict
 
 __all__ = ["Service"]
@@ -38,9 +39,11 @@ _SENSITIVE = ("approve", "increaseAllowance", "setApprovalForAll", "transferOwne
 _ZERO_ADDRESS = "0x" + "00" * 20
 
 
-def _tools() -> list[dict[str, str]]:
-    return [{"tool": "abi_decoder", "package": "eth-abi", "version": version("eth-abi")},
-            {"tool": "bytecode_analyser", "package": "evmole", "version": version("evmole")}]
+@lru_cache(maxsize=1)
+def _tools() -> tuple[dict[str, str], ...]:
+    """Decoder/analyser identities for the record (package metadata read once per process)."""
+    return ({"tool": "abi_decoder", "package": "eth-abi", "version": version("eth-abi")},
+            {"tool": "bytecode_analyser", "package": "evmole", "version": version("evmole")})
 
 
 def _digest(obj: Any) -> str:
@@ -81,20 +84,22 @@ class Service:
                      risk_level=level)
 
     def _guard(self, kind: str, body: Any, client_id: str) -> dict:
-        leaked_id = find_secret({"client_id": client_id}) is not None
-        try:
-            refuse_secrets({"X-Client-Id": client_id} if leaked_id else body)
-            if not isinstance(body, dict):
-                raise InputError("request body must be a JSON object", code="invalid_request")
-        except SecretInRequest as exc:
-            if leaked_id:
-                client_id = "[redacted]"
+        """Refuse (and record, without the secret) a request carrying signing material; then
+        require a JSON object."""
+        hit = find_secret({"X-Client-Id": client_id})
+        if hit:
+            client_id = "[redacted]"  # the header itself is the secret
+        hit = hit or find_secret(body)
+        if hit:
+            error = secret_refusal(hit)
             self.ledger.append({
                 "kind": "refusal", "request_kind": kind, "request_id": str(uuid.uuid4()), "client_id": client_id,
                 "data_class": "secret", "policy": self.policy.identity(),
-                "refusal": {"code": exc.code, "field": exc.field},
+                "refusal": {"code": error.code, "field": error.field},
             })
-            raise
+            raise error
+        if not isinstance(body, dict):
+            raise InputError("request body must be a JSON object", code="invalid_request")
         return body
 
     def _conclude(self, *, kind: str, client_id: str, dclass: str, normalised: dict, provenance: list[dict],
@@ -108,6 +113,7 @@ class Service:
         request_id = str(uuid.uuid4())
         commitment, salt = commit("auditinf/input/v1", canonical_bytes(normalised))
         explanation = result.answer.content
+        attempts = [a.to_dict() for a in result.attempts]
         output = {"explanation": explanation}
         if private:
             output = {"commitment": commit("auditinf/output/v1", canonical_bytes(output))[0]}
@@ -117,16 +123,16 @@ class Service:
             "input": {"commitment": commitment, "provenance": provenance, **({} if private else {"clear": normalised})},
             "analysis": analysis,
             "model": result.model,
-            "attempts": [a.to_dict() for a in result.attempts],
+            "attempts": attempts,
             "degraded": result.degraded,
             "output": output,
-            "tool_calls": _tools(),
+            "tool_calls": list(_tools()),
         })
         return {
             "request_id": request_id, "kind": kind, "data_class": dclass,
             "explanation": explanation["summary"],
             "explanation_detail": {"key_points": explanation["key_points"], "risk_notes": explanation["risk_notes"]},
-            "model": result.model, "attempts": [a.to_dict() for a in result.attempts], "degraded": result.degraded,
+            "model": result.model, "attempts": attempts, "degraded": result.degraded,
             "input_commitment": {"commitment": commitment, "salt": salt.hex()},
             "receipt": receipt.to_dict(),
         }
@@ -143,18 +149,19 @@ class Service:
         body = self._guard(kind, body, client_id)
         private_flag = _private_flag(body)
         tx = parse_transaction(body)
-        if body.get("abi") is not None:
-            parse_abi(body["abi"])  # a bad ABI is an error even when the calldata does not need it
-        call = analyse_call(tx, self.registry, body.get("abi"))
+        # parsed up front: a bad ABI is an error even when the calldata does not need it
+        client_functions = parse_abi(body["abi"]) if body.get("abi") is not None else None
+        call = analyse_call(tx, self.registry, client_functions)
         ctx = RuleContext(tx=tx, call=call, registry=self.registry, chain=self.chain)
         findings = evaluate(ctx)
         level, decision = risk_level(findings), verdict(findings)
         dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[tx.sender, tx.to])
         known = self.registry.known(tx.chain_id, tx.to)
         decoded = call.to_dict()
+        findings_json = [f.to_dict() for f in findings]
         facts = {"kind": kind, "chain_id": tx.chain_id, "from": tx.sender, "to": tx.to,
                  "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": format_eth(tx.value),
-                 "call": decoded, "findings": [f.to_dict() for f in findings], "verdict": decision,
+                 "call": decoded, "findings": findings_json, "verdict": decision,
                  "risk_level": level, "unknown_facts": ctx.facts_unknown}
         result = self._route(kind, dclass, facts, level)
         normalised = {"transaction": tx.to_dict(),
@@ -163,7 +170,6 @@ class Service:
         if call.source is not None:
             provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
         provenance.append({"input": "chain_facts", "source": self.chain.source, "consulted": ctx.facts_consulted})
-        findings_json = [f.to_dict() for f in findings]
         private = dclass != "public"
         analysis = {
             "verdict": decision, "risk_level": level,
@@ -208,7 +214,7 @@ class Service:
             methods = [method_entry(fn) for fn in functions]
             source = "abi"
             if body.get("data") is not None:
-                decoded = analyse_call(tx, self.registry, body["abi"]).to_dict()
+                decoded = analyse_call(tx, self.registry, functions).to_dict()
         else:
             if body.get("data") is not None:
                 raise InputError("'data' is decoded against 'abi'; it cannot be used with 'bytecode'",

@@ -32,7 +32,7 @@ def tx(data: str, to: str = USDC, value: str = "0") -> dict:
 
 
 def decode(body: dict, abi=None):
-    return analyse_call(parse_transaction(body), REG, abi)
+    return analyse_call(parse_transaction(body), REG, parse_abi(abi) if abi is not None else None)
 
 
 def test_invalid_hex_names_position():

@@ -199,12 +199,12 @@ def test_duplicate_parameter_names_refused(client, det_service):
 
 
 def test_unnamed_argument_cannot_shadow_a_named_one():
-    from auditinf.evm import analyse_call, default_registry, parse_transaction
+    from auditinf.evm import analyse_call, default_registry, parse_abi, parse_transaction
 
     abi = [{"type": "function", "name": "transfer", "outputs": [],
             "inputs": [{"name": "arg1", "type": "address"}, {"name": "", "type": "uint256"}]}]
     call = analyse_call(parse_transaction(tx(data="0xa9059cbb" + "00" * 12 + "22" * 20 + "00" * 31 + "05")),
-                        default_registry(), abi)
+                        default_registry(), parse_abi(abi))
     assert call.decoded.args == {"arg1": "0x" + "22" * 20, "_arg1": "5"}
 
 

@@ -9,10 +9,10 @@ decoding; those that decode stay as ranked ``candidates``, the first is reported
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import BadCalldata
-from .abi import AbiFunction, parse_abi
+from .abi import AbiFunction
 from .decode import DecodedCall, decode_with
 from .registry import AbiRegistry, AbiSource
 from .tx import Transaction
@@ -64,13 +64,14 @@ def _try(candidates: list[tuple[AbiSource, AbiFunction]], data: bytes, match: st
     )
 
 
-def analyse_call(tx: Transaction, registry: AbiRegistry, client_abi: Any = None) -> CallAnalysis:
+def analyse_call(tx: Transaction, registry: AbiRegistry,
+                 client_functions: Sequence[AbiFunction] | None = None) -> CallAnalysis:
     """Decode ``tx.data``.
 
     Raises :class:`BadCalldata` with code ``calldata_too_short`` for 1–3 bytes of data (not
     padded and looked up: ``0x095ea7`` is not ``approve``), ``abi_decode_error`` when the matched
-    ABI does not decode the arguments, and :class:`~auditinf.errors.BadAbi` for a bad client ABI.
-    An unknown selector is not an error: ``kind == "unknown_selector"``.
+    ABI does not decode the arguments. ``client_functions`` is the client's ABI, already parsed
+    with :func:`~auditinf.evm.abi.parse_abi` (so a bad ABI fails before any decoding). An unknown selector is not an error: ``kind == "unknown_selector"``.
     """
     data = tx.data
     if tx.to is None:
@@ -84,10 +85,9 @@ def analyse_call(tx: Transaction, registry: AbiRegistry, client_abi: Any = None)
             code="calldata_too_short", field="data",
         )
     selector = "0x" + data[:4].hex()
-    if client_abi is not None:
-        functions = parse_abi(client_abi)
+    if client_functions is not None:
         source = AbiSource(kind="client", name="client-supplied ABI")
-        found = _try([(source, fn) for fn in functions if fn.selector == selector], data, "client_abi")
+        found = _try([(source, fn) for fn in client_functions if fn.selector == selector], data, "client_abi")
         if found:
             return found
     at_address = registry.functions_at(tx.chain_id, tx.to)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jsonschema
-import rfc8785
 
 from ..errors import InvalidModelOutput
+from ..ledger.canonical import canonical_bytes
 
 __all__ = ["ANSWER_SCHEMA", "Prompt", "ModelAnswer", "Backend", "parse_answer", "safe_count", "safe_label"]
 
@@ -98,7 +98,7 @@ def parse_answer(text: str | None, finish_reason: str | None) -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidModelOutput(f"model output is not JSON: {exc.msg}", error_type="invalid_json") from exc
     try:
-        rfc8785.dumps(content)  # it goes into the signed record: must be I-JSON (no lone surrogates)
+        canonical_bytes(content)  # it goes into the signed record: must be I-JSON (no lone surrogates)
     except Exception as exc:  # rfc8785 raises CanonicalizationError subclasses
         raise InvalidModelOutput("model output is not representable as I-JSON", error_type="invalid_json") from exc
     error = next(iter(_VALIDATOR.iter_errors(content)), None)

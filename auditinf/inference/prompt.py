@@ -99,7 +99,7 @@ _REASSURING = re.compile(
 )
 
 
-_HEX_RUN = re.compile(r"0x[0-9a-fA-F]{8,}|(?<![0-9a-zA-Z])[0-9]{3,}")  # long hex values, numbers ≥ 3 digits
+_CLAIM = re.compile(r"0x[0-9a-fA-F]{8,}|(?<![0-9a-zA-Z])[0-9]{3,}")  # long hex values, numbers ≥ 3 digits
 _TERM = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{3,}")
 
 
@@ -135,7 +135,7 @@ def check_consistent(content: dict[str, Any], risk_level: str, facts: dict[str, 
     if re.search(r"[{}\[\]]", content.get("summary", "")):
         raise InvalidModelOutput("model summary contains JSON/code fragments", error_type="malformed_text")
     known = json.dumps(facts).lower()
-    if any(token.lower() not in known for token in _HEX_RUN.findall(text)):
+    if any(token.lower() not in known for token in _CLAIM.findall(text)):
         raise InvalidModelOutput("model answer quotes a hex value or number that is not in the analysed facts",
                                  error_type="unsupported_claim")
     terms = _salient_terms(facts)

@@ -66,6 +66,17 @@ def _backoff(retries: RetryPolicy, attempt: int, exc: InferenceError) -> float:
     return random.uniform(0, min(retries.backoff_max_s, retries.backoff_base_s * 2 ** (attempt - 1)))
 
 
+def _generate(backend: Backend, prompt: Prompt, data_class: str, timeout_s: float) -> ModelAnswer:
+    """``backend.generate``; any other exception becomes an InferenceError (a backend bug must not
+    lose the answer: it is recorded, and the next candidate answers)."""
+    try:
+        return backend.generate(prompt, data_class=data_class, timeout_s=timeout_s)
+    except InferenceError:
+        raise
+    except Exception as crash:
+        raise InferenceError(f"backend raised {type(crash).__name__}", error_type="backend_error") from crash
+
+
 def route(prompt: Prompt, *, backends: list[tuple[Backend, float]], data_class: str, policy: Policy,
           risk_level: str) -> RouteResult:
     """Answer ``prompt`` with the first candidate that succeeds.
@@ -101,12 +112,7 @@ def route(prompt: Prompt, *, backends: list[tuple[Backend, float]], data_class: 
             n += 1
             started, wall = time.monotonic(), datetime.now(timezone.utc)
             try:
-                try:
-                    answer = backend.generate(prompt, data_class=data_class, timeout_s=min(timeout_s, left))
-                except InferenceError:
-                    raise
-                except Exception as crash:  # a backend bug must not lose the answer: record it, fall back
-                    raise InferenceError(f"backend raised {type(crash).__name__}", error_type="backend_error") from crash
+                answer = _generate(backend, prompt, data_class, min(timeout_s, left))
                 check_consistent(answer.content, risk_level, prompt.facts)
             except InferenceError as exc:
                 record(backend, n, started, wall, "skipped" if exc.error_type == "not_configured" else "error",

@@ -25,7 +25,7 @@ from eth_account.hdaccount.mnemonic import Language, Mnemonic
 from ..errors import SecretInRequest
 from .loader import Policy
 
-__all__ = ["SecretHit", "find_secret", "refuse_secrets", "data_class"]
+__all__ = ["SecretHit", "find_secret", "secret_refusal", "refuse_secrets", "data_class"]
 
 _HEX_KEY = re.compile(r"^(0[xX])?[0-9a-fA-F]{64}$")
 _HEX_KEY_IN_TEXT = re.compile(r"(?<![0-9a-fA-F])(0[xX])?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
@@ -116,16 +116,21 @@ def find_secret(body: Any) -> SecretHit | None:
     return None
 
 
+def secret_refusal(hit: SecretHit) -> SecretInRequest:
+    """The 422 ``secret_in_request`` error for ``hit``: names the field and detector, never the value."""
+    return SecretInRequest(
+        f"the request carries signing material ({hit.detector}) in field '{hit.field}'; the request is "
+        "refused and the secret was not stored (the refusal itself is recorded, without it). Never send "
+        "private keys or recovery phrases to any service.",
+        field=hit.field,
+    )
+
+
 def refuse_secrets(body: Any) -> None:
     """Raise :class:`SecretInRequest` (422 ``secret_in_request``) if ``body`` carries a secret."""
     hit = find_secret(body)
     if hit:
-        raise SecretInRequest(
-            f"the request carries signing material ({hit.detector}) in field '{hit.field}'; the request is "
-            "refused and the secret was not stored (the refusal itself is recorded, without it). Never send "
-            "private keys or recovery phrases to any service.",
-            field=hit.field,
-        )
+        raise secret_refusal(hit)
 
 
 def data_class(policy: Policy, *, private_flag: bool, client_id: str, addresses: list[str | None]) -> str:
