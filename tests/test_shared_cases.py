@@ -228,10 +228,14 @@ def test_llm_output_case(case_id, client_for):
         assert client.get("/healthz").status_code == 200
 
 
-# Merkle-level ledger cases run by id in tests/test_merkle.py (ledger-19 there as its worked example,
-# and as a service-level deletion in tests/test_ledger.py); checkpoint/note cases wait for issue 3.
+# Ledger cases run by id elsewhere: Merkle ones in tests/test_merkle.py (ledger-19 there as its worked
+# example, and as a service-level deletion in tests/test_ledger.py), signed-note/checkpoint ones in
+# tests/test_note.py.
 MERKLE_TESTED = {"ledger-01-inclusion-index-beyond-size", "ledger-03-inclusion-extra-or-short-path",
-                 "ledger-06-consistency-from-empty-tree", "ledger-19-two-consecutive-records-deleted"}
+                 "ledger-06-consistency-from-empty-tree", "ledger-19-two-consecutive-records-deleted",
+                 "ledger-09-checkpoint-cosignature-before-log-signature",
+                 "ledger-13-checkpoint-origin-mismatch-same-key",
+                 "ledger-15-note-framing-cr-newline-trailing-data"}
 
 
 @pytest.mark.parametrize("case_id", sorted(i for i, c in CASES.items()
