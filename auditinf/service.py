@@ -8,8 +8,10 @@ Every answer is built in four steps, in this order:
    cannot change the verdict, risk level or findings;
 4. the audit record is committed to the ledger; only then is the answer (with its receipt) returned.
 
-Private requests keep only salted commitments of their input and output in the record; the
-salt is returned to the caller, who alone can later open the commitment.
+Private requests keep only salted commitments of their input, analysis and output in the record;
+what opens them (salt ‖ content) is sealed in the vault under the client's data key, in the same
+transaction (:mod:`auditinf.ledger.vault`): ``auditinf disclose`` reveals it, ``auditinf shred``
+destroys it. The input commitment's salt is also returned to the caller.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .evm.chain import ChainFacts, NoChainFacts
 from .evm.units import format_eth
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
 from .ledger import Ledger, canonical_bytes, commit
+from .ledger.kek import load_or_create_kek
+from .ledger.vault import PendingSeal, Vault
 from .policy import Policy, data_class, find_secret, load_policy, secret_refusal
 from .risk import RuleContext, evaluate, risk_level, verdict
 
@@ -64,13 +68,22 @@ class Service:
     """The auditinf service: owns the policy, the ABI registry, the backends and the ledger."""
 
     def __init__(self, settings: Settings, ledger: Ledger, *, policy: Policy | None = None,
-                 registry: AbiRegistry | None = None, chain: ChainFacts | None = None) -> None:
+                 registry: AbiRegistry | None = None, chain: ChainFacts | None = None,
+                 vault: Vault | None = None) -> None:
         self.settings = settings
         self.ledger = ledger
         self.policy = policy or load_policy(settings.policy)
         self.registry = registry or default_registry()
         self.chain = chain or NoChainFacts()
         self._backends: dict[str, Backend] = {}
+        self._vault = vault
+
+    @property
+    def vault(self) -> Vault:
+        """The vault beside the ledger; its KEK (``Settings.data_kek_file``) is created on first use."""
+        if self._vault is None:
+            self._vault = Vault(self.ledger.engine, load_or_create_kek(self.settings.data_kek_file))
+        return self._vault
 
     # -- helpers -------------------------------------------------------------------------------
     def backend(self, name: str) -> Backend:
@@ -103,20 +116,25 @@ class Service:
         return body
 
     def _conclude(self, *, kind: str, client_id: str, dclass: str, normalised: dict, provenance: list[dict],
-                  analysis: dict, result: RouteResult) -> dict:
+                  analysis: dict, result: RouteResult, seal: PendingSeal | None) -> dict:
         """Commit the audit record, then return the answer fields every request kind shares.
 
-        Private requests keep only commitments of their output; the input commitment's salt is
-        returned to the caller (who alone can open it) and never stored.
+        With ``seal`` (private requests) the input and output are kept only as commitments, their
+        openings sealed in the vault in the record's transaction; public inputs are stored in
+        clear and the input commitment's salt is only returned to the caller.
         """
-        private = dclass != "public"
+        private = seal is not None
         request_id = str(uuid.uuid4())
-        commitment, salt = commit("auditinf/input/v1", canonical_bytes(normalised))
+        content = canonical_bytes(normalised)
         explanation = result.answer.content
         attempts = [a.to_dict() for a in result.attempts]
         output = {"explanation": explanation}
-        if private:
-            output = {"commitment": commit("auditinf/output/v1", canonical_bytes(output))[0]}
+        if seal is not None:
+            commitment = seal.commit("input", "auditinf/input/v1", content)
+            salt = seal.salt_of("input")
+            output = {"commitment": seal.commit("output", "auditinf/output/v1", canonical_bytes(output))}
+        else:
+            commitment, salt = commit("auditinf/input/v1", content)
         receipt = self.ledger.append({
             "kind": kind, "request_id": request_id, "client_id": client_id, "data_class": dclass,
             "policy": self.policy.identity(),
@@ -127,7 +145,7 @@ class Service:
             "degraded": result.degraded,
             "output": output,
             "tool_calls": list(_tools()),
-        })
+        }, attach=self.vault.writer(seal) if seal is not None else None)
         return {
             "request_id": request_id, "kind": kind, "data_class": dclass,
             "explanation": explanation["summary"],
@@ -170,15 +188,16 @@ class Service:
         if call.source is not None:
             provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
         provenance.append({"input": "chain_facts", "source": self.chain.source, "consulted": ctx.facts_consulted})
-        private = dclass != "public"
+        seal = PendingSeal(client_id) if dclass != "public" else None
         analysis = {
             "verdict": decision, "risk_level": level,
-            "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if private else findings_json,
-            "decoded": {"commitment": commit("auditinf/decoded/v1", canonical_bytes(decoded))[0]} if private else decoded,
-            "facts_unknown": [] if private else ctx.facts_unknown,
+            "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
+            "decoded": {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}
+            if seal else decoded,
+            "facts_unknown": [] if seal else ctx.facts_unknown,
         }
         answer = self._conclude(kind=kind, client_id=client_id, dclass=dclass, normalised=normalised,
-                                provenance=provenance, analysis=analysis, result=result)
+                                provenance=provenance, analysis=analysis, result=result, seal=seal)
         return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
                 "unknown_facts": ctx.facts_unknown}
 
@@ -230,10 +249,16 @@ class Service:
         dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[to])
         result = self._route("methods", dclass, facts, "none")
         normalised = {"source": source, "input_sha256": _digest(body["abi"] if has_abi else body["bytecode"])}
-        analysis = {"methods": {"commitment": commit("auditinf/methods/v1", canonical_bytes(methods))[0]}
-                    if dclass != "public" else methods, "decoded": decoded if dclass == "public" else None}
+        seal = PendingSeal(client_id) if dclass != "public" else None
+        analysis = {"methods": methods, "decoded": decoded}
+        if seal is not None:
+            analysis = {"methods": {"commitment": seal.commit("analysis.methods", "auditinf/methods/v1",
+                                                              canonical_bytes(methods))},
+                        "decoded": None if decoded is None else
+                        {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}}
         answer = self._conclude(kind="methods", client_id=client_id, dclass=dclass, normalised=normalised,
-                                provenance=[{"input": source, "source": "client"}], analysis=analysis, result=result)
+                                provenance=[{"input": source, "source": "client"}], analysis=analysis, result=result,
+                                seal=seal)
         answer.update(source=source, methods=methods)
         if decoded is not None:
             answer["decoded"] = decoded

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import LargeBinary, event, inspect, text
 from sqlalchemy.engine import Engine
@@ -106,8 +106,11 @@ class Ledger:
             raise LedgerError(f"cannot open ledger store: {type(exc).__name__}") from exc
         self._lock = threading.Lock()
 
-    def append(self, content: dict[str, Any]) -> Receipt:
+    def append(self, content: dict[str, Any], *, attach: Callable[[Session, int], None] | None = None) -> Receipt:
         """Stamp ``content`` with ``v``, ``seq``, ``prev``, ``kid`` and ``ts``, sign, and commit.
+
+        ``attach(session, seq)``, when given, adds rows that belong to this record (e.g. the vault's
+        sealed openings) to the same transaction: they commit with the record or not at all.
 
         Returns the receipt only after the commit (durable under SQLite ``synchronous=FULL`` /
         PostgreSQL's default). Raises :class:`LedgerError` if the record could not be committed;
@@ -130,6 +133,8 @@ class Ledger:
                     row = RecordRow(seq=seq, leaf_hash=leaf_hash(body), body=body,
                                     signature=base64.b64encode(self.signer.sign(body)).decode(), kid=self.signer.kid)
                     session.add(row)
+                    if attach is not None:
+                        attach(session, seq)
                     receipt = Receipt(seq, row.leaf_hash, row.signature, row.kid)
             except SQLAlchemyError as exc:
                 raise LedgerError(f"audit record could not be committed: {type(exc).__name__}") from exc
