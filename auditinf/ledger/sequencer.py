@@ -1,0 +1,103 @@
+"""Group commit: one writer thread per ledger turns concurrent requests into batched transactions.
+
+Callers :meth:`Sequencer.submit` a job and block. The writer takes the first waiting job, then
+every job queued behind it (up to ``max_batch``), and hands the batch to ``commit`` — one database
+transaction, so one fsync for the whole batch. A caller is answered only after ``commit``
+returned, i.e. after its transaction committed. If ``commit`` raises, *every* job of the batch
+fails with :class:`~auditinf.errors.LedgerError` (the transaction rolled back: no partial record,
+no gap). There is no waiting for a batch to fill: under no load a job commits alone, under load
+the batch is whatever queued during the previous commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..errors import LedgerError
+
+__all__ = ["Job", "Sequencer"]
+
+log = logging.getLogger("auditinf.ledger")
+
+
+@dataclass
+class Job:
+    """One request to the writer: ``kind`` (``append``, ``checkpoint``, ``sync``) and its payload."""
+
+    kind: str
+    payload: Any = None
+    future: Future = field(default_factory=Future)
+
+
+_STOP = Job("stop")
+
+
+class Sequencer:
+    """A single writer thread calling ``commit(batch) -> results`` (one result per job, in order)."""
+
+    def __init__(self, commit: Callable[[Sequence[Job]], Sequence[Any]], *, max_batch: int = 1000,
+                 name: str = "auditinf-ledger-writer") -> None:
+        self._commit = commit
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, payload: Any = None) -> Any:
+        """Queue a job and wait for its result; raises what ``commit`` raised, as ``LedgerError``."""
+        job = Job(kind, payload)
+        with self._close_lock:
+            if self._closed:
+                raise LedgerError("ledger is closed", code="ledger_closed")
+            self._queue.put(job)
+        return job.future.result()
+
+    def close(self) -> None:
+        """Finish every queued job, then stop the writer (idempotent)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            if batch[0] is _STOP:
+                return
+            while len(batch) < self._max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stop = True
+                    break
+                batch.append(job)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        try:
+            results = self._commit(batch)
+        except LedgerError as exc:
+            for job in batch:
+                job.future.set_exception(exc)
+        except Exception as exc:  # never let the writer die: the batch fails, the next one may succeed
+            log.error("ledger batch of %d failed: %s", len(batch), type(exc).__name__)
+            error = LedgerError(f"audit records could not be committed: {type(exc).__name__}")
+            error.__cause__ = exc
+            for job in batch:
+                job.future.set_exception(error)
+        else:
+            for job, result in zip(batch, results, strict=True):
+                job.future.set_result(result)
