@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 from eth_abi import encode
 
-from auditinf.errors import KeyFileError, NotFound, VerificationError
+from auditinf.errors import KeyFileError, LedgerError, NotFound, VerificationError
 from auditinf.ledger import canonical_bytes, verify_rows
 from auditinf.ledger.kek import load_kek, load_or_create_kek
 from auditinf.ledger.vault import PendingSeal, Vault
@@ -81,8 +81,9 @@ def test_record_and_openings_commit_together(ledger, tmp_path: Path):
         write(session, seq)
         raise RuntimeError("disk full after the sealed rows were added")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(LedgerError) as err:  # the sequencer fails the whole batch with a typed error
         ledger.append({"kind": "t", "input": {"commitment": seal.items[0].commitment}}, attach=failing)
+    assert isinstance(err.value.__cause__, RuntimeError)
     assert ledger.size() == 0
     with sqlite3.connect(ledger.url.split("///")[1]) as conn:
         assert conn.execute("SELECT count(*) FROM sealed").fetchone() == (0,)
