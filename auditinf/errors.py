@@ -12,6 +12,7 @@
     │   ├── NotFound          not_found (404)
     │   └── RequestTooLarge   request_too_large (413)
     ├── PolicyError           invalid_policy: a policy file fails its schema or its invariants
+    ├── BudgetExhausted       budget_exhausted (402): the client's daily spend limit is reached
     ├── InferenceError        one model attempt failed; the router records it and moves on
     │   ├── BackendUnavailable  not configured / not loaded
     │   ├── ModelTimeout        per-attempt deadline passed
@@ -39,6 +40,7 @@ __all__ = [
     "NotFound",
     "RequestTooLarge",
     "PolicyError",
+    "BudgetExhausted",
     "InferenceError",
     "BackendUnavailable",
     "ModelTimeout",
@@ -109,6 +111,13 @@ class RequestTooLarge(InputError):
 
 class PolicyError(AuditinfError):
     code = "invalid_policy"
+
+
+class BudgetExhausted(AuditinfError):
+    """The client's spend today (UTC) has reached its policy budget; refused before any model call."""
+
+    code = "budget_exhausted"
+    http_status = 402
 
 
 class InferenceError(AuditinfError):

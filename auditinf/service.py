@@ -21,7 +21,7 @@ import json
 import uuid
 from functools import lru_cache
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Callable
 
 from .config import Settings
 from .errors import InputError
@@ -29,11 +29,16 @@ from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, met
                   parse_abi, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
 from .evm.units import format_eth
+from .errors import BudgetExhausted
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
+from .inference.breaker import Breakers
+from .inference.rollout import ShadowRunner, choose_version
+from .inference.router import Candidate
 from .ledger import Ledger, canonical_bytes, commit
 from .ledger.kek import load_or_create_kek
 from .ledger.vault import PendingSeal, Vault
-from .policy import Policy, data_class, find_secret, load_policy, secret_refusal
+from .policy import ModelSpec, Policy, data_class, find_secret, load_policy, secret_refusal
+from .policy.budget import BudgetTracker
 from .risk import RuleContext, evaluate, risk_level, verdict
 
 __all__ = ["Service"]
@@ -75,8 +80,12 @@ class Service:
         self.policy = policy or load_policy(settings.policy)
         self.registry = registry or default_registry()
         self.chain = chain or NoChainFacts()
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[str, tuple[ModelSpec, Backend]] = {}
         self._vault = vault
+        self.breakers = Breakers()  # per backend, kept across policy reloads
+        self.shadows = ShadowRunner()
+        self.budget = BudgetTracker()
+        self.budget.seed(ledger)
 
     @property
     def vault(self) -> Vault:
@@ -87,14 +96,47 @@ class Service:
 
     # -- helpers -------------------------------------------------------------------------------
     def backend(self, name: str) -> Backend:
-        if name not in self._backends:
-            self._backends[name] = make_backend(self.policy.models[name], self.settings)
-        return self._backends[name]
+        """The backend of policy model ``name``, rebuilt when a policy reload changed its spec."""
+        spec = self.policy.models[name]
+        cached = self._backends.get(name)
+        if cached is None or cached[0] != spec:
+            cached = self._backends[name] = (spec, make_backend(spec, self.settings))
+        return cached[1]
 
-    def _route(self, kind: str, dclass: str, facts: dict, level: str) -> RouteResult:
-        candidates = [(self.backend(spec.name), spec.timeout_s) for spec in self.policy.candidates(kind, dclass)]
-        return route(build_prompt(kind, facts), backends=candidates, data_class=dclass, policy=self.policy,
-                     risk_level=level)
+    def _route(self, kind: str, dclass: str, facts: dict, level: str, *, client_id: str,
+               request_id: str) -> tuple[RouteResult, Callable[[], None] | None]:
+        """Budget check (402, recorded), rollout, then the router. Returns the result and the shadow
+        job to run once the primary's record is committed (``None`` when there is none)."""
+        policy = self.policy
+        try:
+            self.budget.check(policy.budgets, client_id)
+        except BudgetExhausted as error:
+            self.ledger.append({"kind": "refusal", "request_kind": kind, "request_id": request_id,
+                                "client_id": client_id, "data_class": dclass, "policy": policy.identity(),
+                                "refusal": {"code": error.code, "spent_usd": str(self.budget.spent(client_id))}})
+            raise
+        candidates = []
+        for spec in policy.candidates(kind, dclass):
+            chosen, canary_of = choose_version(policy, spec, request_id)
+            candidates.append(Candidate(self.backend(chosen.name), chosen, canary_of))
+        prompt = build_prompt(kind, facts)
+        result = route(prompt, candidates=candidates, data_class=dclass, policy=policy, risk_level=level,
+                       breakers=self.breakers)
+        shadows = policy.shadows(result.answered_by) if dclass == "public" and result.answered_by else []
+        if not shadows:
+            return result, None
+
+        def shadow_job() -> None:
+            for spec in shadows:
+                run = route(prompt, candidates=[Candidate(self.backend(spec.name), spec)], data_class="public",
+                            policy=policy, risk_level=level, breakers=self.breakers, fallback=False)
+                self.ledger.append({
+                    "kind": "shadow", "request_kind": kind, "request_id": request_id, "client_id": client_id,
+                    "data_class": "public", "policy": policy.identity(), "shadow_of": result.answered_by,
+                    "model": run.model, "attempts": [a.to_dict() for a in run.attempts],
+                    "output": {"explanation": run.answer.content} if run.answer else None,
+                    "shadow_cost_usd": str(run.cost_usd)})
+        return result, shadow_job
 
     def _guard(self, kind: str, body: Any, client_id: str) -> dict:
         """Refuse (and record, without the secret) a request carrying signing material; then
@@ -116,7 +158,8 @@ class Service:
         return body
 
     def _conclude(self, *, kind: str, client_id: str, dclass: str, normalised: dict, provenance: list[dict],
-                  analysis: dict, result: RouteResult, seal: PendingSeal | None) -> dict:
+                  analysis: dict, result: RouteResult, seal: PendingSeal | None, request_id: str,
+                  shadow: Callable[[], None] | None = None) -> dict:
         """Commit the audit record, then return the answer fields every request kind shares.
 
         With ``seal`` (private requests) the input and output are kept only as commitments, their
@@ -124,7 +167,6 @@ class Service:
         clear and the input commitment's salt is only returned to the caller.
         """
         private = seal is not None
-        request_id = str(uuid.uuid4())
         content = canonical_bytes(normalised)
         explanation = result.answer.content
         attempts = [a.to_dict() for a in result.attempts]
@@ -143,9 +185,14 @@ class Service:
             "model": result.model,
             "attempts": attempts,
             "degraded": result.degraded,
+            **({"warnings": result.warnings} if result.warnings else {}),
+            "cost_usd": str(result.cost_usd),
             "output": output,
             "tool_calls": list(_tools()),
         }, attach=self.vault.writer(seal) if seal is not None else None)
+        self.budget.add(client_id, result.cost_usd)
+        if shadow is not None:
+            self.shadows.submit(shadow)
         return {
             "request_id": request_id, "kind": kind, "data_class": dclass,
             "explanation": explanation["summary"],
@@ -156,14 +203,18 @@ class Service:
         }
 
     # -- request kinds -------------------------------------------------------------------------
-    def analyse_transaction(self, kind: str, body: Any, client_id: str = "anonymous") -> dict:
+    def analyse_transaction(self, kind: str, body: Any, client_id: str = "anonymous",
+                            request_id: str | None = None) -> dict:
         """Answer an ``explain`` or ``risk`` request for one transaction.
 
         ``body``: ``{chain_id, from?, to?, value (wei), data (hex), abi?, private?}``. Returns the
         answer ``{request_id, verdict, risk_level, findings, decoded, explanation, model, attempts,
         degraded, receipt, …}``. Raises :class:`InputError` subclasses (``invalid_hex``,
-        ``calldata_too_short``, ``abi_decode_error``, ``secret_in_request``, …) for bad input.
+        ``calldata_too_short``, ``abi_decode_error``, ``secret_in_request``, …) for bad input and
+        :class:`BudgetExhausted` (402) when the client's daily budget is spent. ``request_id``
+        (default: a new UUID) also picks the canary bucket.
         """
+        request_id = request_id or str(uuid.uuid4())
         body = self._guard(kind, body, client_id)
         private_flag = _private_flag(body)
         tx = parse_transaction(body)
@@ -181,7 +232,7 @@ class Service:
                  "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": format_eth(tx.value),
                  "call": decoded, "findings": findings_json, "verdict": decision,
                  "risk_level": level, "unknown_facts": ctx.facts_unknown}
-        result = self._route(kind, dclass, facts, level)
+        result, shadow = self._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
         normalised = {"transaction": tx.to_dict(),
                       "abi_sha256": _digest(body["abi"]) if body.get("abi") is not None else None}
         provenance = [{"input": "transaction", "source": "client"}]
@@ -197,26 +248,29 @@ class Service:
             "facts_unknown": [] if seal else ctx.facts_unknown,
         }
         answer = self._conclude(kind=kind, client_id=client_id, dclass=dclass, normalised=normalised,
-                                provenance=provenance, analysis=analysis, result=result, seal=seal)
+                                provenance=provenance, analysis=analysis, result=result, seal=seal,
+                                request_id=request_id, shadow=shadow)
         return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
                 "unknown_facts": ctx.facts_unknown}
 
-    def explain(self, body: Any, client_id: str = "anonymous") -> dict:
+    def explain(self, body: Any, client_id: str = "anonymous", request_id: str | None = None) -> dict:
         """``POST /v1/explain``: what the transaction does (see :meth:`analyse_transaction`)."""
-        return self.analyse_transaction("explain", body, client_id)
+        return self.analyse_transaction("explain", body, client_id, request_id)
 
-    def risk(self, body: Any, client_id: str = "anonymous") -> dict:
+    def risk(self, body: Any, client_id: str = "anonymous", request_id: str | None = None) -> dict:
         """``POST /v1/risk``: pre-signing risk summary (see :meth:`analyse_transaction`)."""
-        return self.analyse_transaction("risk", body, client_id)
+        return self.analyse_transaction("risk", body, client_id, request_id)
 
-    def methods(self, body: Any, client_id: str = "anonymous") -> dict:
+    def methods(self, body: Any, client_id: str = "anonymous", request_id: str | None = None) -> dict:
         """ABI method extraction from ``abi`` (JSON ABI) or ``bytecode`` (runtime code, via evmole).
 
         ``body``: ``{abi | bytecode, data?, to?, chain_id?, private?}``; with ``data`` (calldata)
         and an ABI the call is decoded too (``decoded``). Returns ``{source, methods, decoded?,
         explanation, model, attempts, degraded, receipt}``. Raises ``invalid_request`` unless
-        exactly one of ``abi``/``bytecode`` is given; ``invalid_abi``/``invalid_bytecode``.
+        exactly one of ``abi``/``bytecode`` is given; ``invalid_abi``/``invalid_bytecode``;
+        ``budget_exhausted`` (402).
         """
+        request_id = request_id or str(uuid.uuid4())
         body = self._guard("methods", body, client_id)
         private_flag = _private_flag(body)
         has_abi, has_code = body.get("abi") is not None, body.get("bytecode") is not None
@@ -247,7 +301,8 @@ class Service:
                  "methods": signatures[:40],
                  "sensitive": [s for s in signatures if s.split("(")[0] in _SENSITIVE]}
         dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[to])
-        result = self._route("methods", dclass, facts, "none")
+        result, shadow = self._route("methods", dclass, facts, "none", client_id=client_id,
+                                     request_id=request_id)
         normalised = {"source": source, "input_sha256": _digest(body["abi"] if has_abi else body["bytecode"])}
         seal = PendingSeal(client_id) if dclass != "public" else None
         analysis = {"methods": methods, "decoded": decoded}
@@ -258,7 +313,7 @@ class Service:
                         {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}}
         answer = self._conclude(kind="methods", client_id=client_id, dclass=dclass, normalised=normalised,
                                 provenance=[{"input": source, "source": "client"}], analysis=analysis, result=result,
-                                seal=seal)
+                                seal=seal, request_id=request_id, shadow=shadow)
         answer.update(source=source, methods=methods)
         if decoded is not None:
             answer["decoded"] = decoded

@@ -40,8 +40,9 @@ def ledger(tmp_path: Path, signer) -> Ledger:
 
 
 def write_policy(path: Path, *, public: list[str], private: list[str], hosted: dict | None = None,
-                 local: dict | None = None, retries: dict | None = None) -> Path:
-    """A policy file with the same route for every request kind."""
+                 local: dict | None = None, retries: dict | None = None, extra: dict | None = None) -> Path:
+    """A policy file with the same route for every request kind; ``extra`` adds or replaces
+    top-level sections (``circuit_breaker``, ``budgets``, ``gate``; ``models`` entries merge)."""
     doc = {
         "id": "test", "version": "1",
         "models": {
@@ -54,6 +55,8 @@ def write_policy(path: Path, *, public: list[str], private: list[str], hosted: d
                                "retry_on": [500, 503, "timeout", "connection"], "deadline_s": 60},
         "classification": {"private_clients": [], "private_addresses": []},
     }
+    for key, value in (extra or {}).items():
+        doc[key] = {**doc["models"], **value} if key == "models" else value
     path.write_text(json.dumps(doc))
     return path
 
@@ -63,9 +66,9 @@ def make_service(tmp_path: Path, ledger: Ledger):
     """Build a Service over the test ledger with a policy written for the test."""
 
     def make(*, public=("deterministic",), private=("deterministic",), hosted_url=None, hosted=None, local=None,
-             retries=None, chain=None, api_key=None) -> Service:
+             retries=None, chain=None, api_key=None, extra=None) -> Service:
         policy_file = write_policy(tmp_path / f"policy-{os.urandom(3).hex()}.json", public=list(public),
-                                   private=list(private), hosted=hosted, local=local, retries=retries)
+                                   private=list(private), hosted=hosted, local=local, retries=retries, extra=extra)
         settings = Settings(ledger_url=ledger.url, key_file=tmp_path / "keys" / "signing.key", policy=policy_file,
                             hosted_base_url=hosted_url, hosted_model="fault-model" if hosted_url else None,
                             hosted_api_key=api_key)

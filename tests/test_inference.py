@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from auditinf.errors import PolicyError, PrivacyViolation
-from auditinf.inference import HostedBackend, build_prompt, route
+from auditinf.inference import Candidate, HostedBackend, build_prompt, route
 from auditinf.policy import load_policy
 
 from .conftest import write_policy
@@ -141,7 +141,8 @@ def test_router_refuses_hosted_for_private_data(make_service):
     with FaultServer() as upstream:
         service = hosted_service(make_service, upstream)
         hosted = service.backend("hosted-a")
-        result = route(build_prompt("risk", {"findings": []}), backends=[(hosted, 2.0)], data_class="private",
+        result = route(build_prompt("risk", {"findings": []}),
+                       candidates=[Candidate(hosted, service.policy.models["hosted-a"])], data_class="private",
                        policy=service.policy, risk_level="none")
         with pytest.raises(PrivacyViolation):
             hosted.generate(build_prompt("risk", {}), data_class="private", timeout_s=1)

@@ -6,16 +6,17 @@ import os
 
 from ..config import Settings
 from ..policy import ModelSpec
-from .base import ANSWER_SCHEMA, Backend, ModelAnswer, Prompt, parse_answer
+from .base import ANSWER_SCHEMA, Backend, ModelAnswer, Prompt, StreamSink, parse_answer
+from .breaker import Breakers, CircuitBreaker
 from .deterministic import DeterministicBackend
 from .hosted import HostedBackend
 from .local import LocalBackend, bundled_gguf
 from .prompt import build_prompt, check_consistent
-from .router import Attempt, RouteResult, route
+from .router import Attempt, Candidate, RouteResult, route
 
-__all__ = ["ANSWER_SCHEMA", "Backend", "ModelAnswer", "Prompt", "parse_answer", "DeterministicBackend",
-           "HostedBackend", "LocalBackend", "bundled_gguf", "build_prompt", "check_consistent", "Attempt",
-           "RouteResult", "route", "make_backend"]
+__all__ = ["ANSWER_SCHEMA", "Backend", "ModelAnswer", "Prompt", "StreamSink", "parse_answer", "Breakers",
+           "CircuitBreaker", "DeterministicBackend", "HostedBackend", "LocalBackend", "bundled_gguf", "build_prompt",
+           "check_consistent", "Attempt", "Candidate", "RouteResult", "route", "make_backend"]
 
 
 def make_backend(spec: ModelSpec, settings: Settings) -> Backend:

@@ -9,7 +9,8 @@ answer's verdict and risk level come from the rules alone.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import jsonschema
@@ -17,7 +18,16 @@ import jsonschema
 from ..errors import InvalidModelOutput
 from ..ledger.canonical import canonical_bytes
 
-__all__ = ["ANSWER_SCHEMA", "Prompt", "ModelAnswer", "Backend", "parse_answer", "safe_count", "safe_label"]
+__all__ = ["ANSWER_SCHEMA", "Prompt", "ModelAnswer", "Backend", "StreamSink", "parse_answer", "safe_count",
+           "safe_label", "REPAIRABLE", "crash_error_type"]
+
+# Output errors that earn one repair attempt on the same backend before the next candidate.
+REPAIRABLE = frozenset({"truncated", "invalid_json", "schema_invalid", "empty_output"})
+_REPAIR_NOTE = {
+    "truncated": "Your previous reply was cut off. Reply again with a much shorter JSON object.",
+}
+_REPAIR_DEFAULT = ("Your previous reply was not a JSON object with exactly the keys summary, key_points and "
+                   "risk_notes. Reply again with only that JSON object.")
 
 
 def safe_count(value: Any) -> int | None:
@@ -55,6 +65,36 @@ class Prompt:
     user: str
     facts: dict[str, Any]
     schema: dict[str, Any] = field(default_factory=lambda: ANSWER_SCHEMA)
+    repair: str | None = None  # the output error this prompt repairs (None: first try)
+
+    def repaired(self, error_type: str) -> "Prompt":
+        """The repair prompt after an output error (``truncated`` | ``invalid_json`` | …): the
+        same request with a correcting instruction appended, so the retry is not byte-identical."""
+        note = _REPAIR_NOTE.get(error_type, _REPAIR_DEFAULT)
+        return replace(self, user=f"{self.user}\n{note}", repair=error_type)
+
+
+class StreamSink:
+    """Where a streaming backend sends answer text as it is produced (``emit``).
+
+    Once one chunk has been emitted (``started``), the router makes no further model attempt
+    for the request: the client has seen text from this attempt, and a retry or fallback would
+    splice two answers. ``on_text`` receives each chunk (the SSE writer).
+    """
+
+    def __init__(self, on_text=None) -> None:
+        self._on_text = on_text
+        self._started = threading.Event()
+
+    @property
+    def started(self) -> bool:
+        return self._started.is_set()
+
+    def emit(self, text: str) -> None:
+        if text:
+            self._started.set()
+            if self._on_text is not None:
+                self._on_text(text)
 
 
 @dataclass(frozen=True)
@@ -108,3 +148,21 @@ def parse_answer(text: str | None, finish_reason: str | None) -> dict[str, Any]:
         raise InvalidModelOutput(f"model output fails the answer schema at {where} ({error.validator})",
                                  error_type="schema_invalid")
     return content
+
+
+_CRASH_TYPES = (  # (exception type, words in its message) → error type; first match wins
+    (ValueError, ("context window", "exceed context", "n_ctx", "too many tokens"), "context_overflow"),
+    (ValueError, ("grammar",), "structured_output_setup"),
+    (RuntimeError, ("llama_decode",), "decode_failed"),
+)
+
+
+def crash_error_type(exc: BaseException) -> str:
+    """The audit record's error type for an exception a backend let through (llama.cpp raises
+    plain ``ValueError``/``RuntimeError``): ``context_overflow`` | ``structured_output_setup`` |
+    ``decode_failed`` | ``backend_error``. Only the type is kept, never the message."""
+    text = str(exc).lower()
+    for kind, words, error_type in _CRASH_TYPES:
+        if isinstance(exc, kind) and any(w in text for w in words):
+            return error_type
+    return "backend_error"

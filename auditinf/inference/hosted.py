@@ -3,7 +3,11 @@
 - Public data only. A request of any other class raises :class:`PrivacyViolation` here, before
   any byte is sent — defence in depth behind the policy loader and the router.
 - One request per attempt: the SDK's own retries are off (``max_retries=0``); the router owns
-  retries. The per-attempt timeout is the SDK's read/total timeout.
+  retries. The per-attempt timeout bounds the whole call, not only each read: a server that
+  trickles its answer byte by byte is cut off at the deadline too (the call runs on a worker
+  thread and is abandoned, its connection closed).
+- Tokens the provider reports are kept even when the output is refused (truncated, not JSON),
+  so their cost is recorded.
 - Structured output: ``response_format`` ``json_schema`` (OpenAI) where the server accepts it;
   ``json_object`` with a ``schema`` (llama.cpp's server, which rejects ``json_schema``) otherwise.
   In ``auto`` mode an error response naming ``response_format`` switches the backend to ``json_object`` for
@@ -15,12 +19,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+import threading
+from typing import Any, Callable
 
 import httpx
 import openai
 
-from ..errors import BackendUnavailable, InferenceError, ModelTimeout, PrivacyViolation, UpstreamError
+from ..errors import (BackendUnavailable, InferenceError, InvalidModelOutput, ModelTimeout, PrivacyViolation,
+                      UpstreamError)
 from .base import ModelAnswer, Prompt, parse_answer, safe_count, safe_label
 
 __all__ = ["HostedBackend", "map_openai_error"]
@@ -95,13 +101,13 @@ class HostedBackend:
             timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
         )
         try:
-            response = client.chat.completions.create(
+            response = _within(timeout_s, client.close, lambda: client.chat.completions.create(
                 model=self.model,
                 messages=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
                 response_format=self._response_format(prompt),
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
-            )
+            ))
         except openai.APIStatusError as exc:
             # OpenAI-compatible servers reject an unknown response_format with 400, 422 or even 500
             # (llama_cpp.server); the body names the parameter either way.
@@ -119,14 +125,42 @@ class HostedBackend:
             raise UpstreamError("hosted model returned no choices", error_type="empty_output")
         choice = response.choices[0]
         usage = response.usage
-        return ModelAnswer(
-            content=parse_answer(choice.message.content, choice.finish_reason),
-            finish_reason=choice.finish_reason,
-            tokens_in=safe_count(usage.prompt_tokens) if usage else None,
-            tokens_out=safe_count(usage.completion_tokens) if usage else None,
-            response_model=safe_label(response.model),
-            response_id=safe_label(response.id),
-        )
+        tokens_in = safe_count(usage.prompt_tokens) if usage else None
+        tokens_out = safe_count(usage.completion_tokens) if usage else None
+        served = safe_label(response.model)
+        try:
+            content = parse_answer(choice.message.content, choice.finish_reason)
+        except InvalidModelOutput as exc:  # billed all the same: keep what the cost is computed from
+            exc.tokens_in, exc.tokens_out, exc.response_model = tokens_in, tokens_out, served
+            raise
+        return ModelAnswer(content=content, finish_reason=choice.finish_reason, tokens_in=tokens_in,
+                           tokens_out=tokens_out, response_model=served, response_id=safe_label(response.id))
+
+
+def _within(timeout_s: float, abandon: Callable[[], None], call: Callable[[], Any]) -> Any:
+    """Run ``call`` on a daemon thread and wait at most ``timeout_s`` seconds for it; past that,
+    ``abandon()`` (close the client) and raise :class:`ModelTimeout`. Exceptions are re-raised."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="auditinf-hosted-call", daemon=True).start()
+    if not done.wait(timeout_s):
+        try:
+            abandon()
+        except Exception:  # noqa: BLE001 - the call is abandoned either way
+            pass
+        raise ModelTimeout(f"hosted model did not finish within the {timeout_s:.1f} s attempt timeout")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _mentions_format(exc: openai.APIStatusError) -> bool:

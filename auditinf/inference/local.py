@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, ModelTimeout
-from .base import ModelAnswer, Prompt, parse_answer
+from .base import ModelAnswer, Prompt, crash_error_type, parse_answer
 
 __all__ = ["LocalBackend", "bundled_gguf"]
 
@@ -136,9 +136,9 @@ class LocalBackend:
                     stream.close()
                     raise ModelTimeout(f"local generation passed its {timeout_s:.1f} s deadline")
             tokens_total = model.llama.n_tokens
-        except ValueError as exc:  # llama-cpp raises ValueError when the prompt exceeds n_ctx
+        except ValueError as exc:  # llama-cpp: prompt over n_ctx, or a grammar it cannot build
             raise BackendUnavailable(f"local model refused the prompt: {type(exc).__name__}",
-                                     error_type="context_overflow") from exc
+                                     error_type=crash_error_type(exc)) from exc
         finally:
             model.lock.release()
         return ModelAnswer(

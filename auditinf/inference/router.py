@@ -1,47 +1,79 @@
 """Route one prompt through the policy's ordered candidates until one answers.
 
 For each candidate, in order (strictly forward — a backend is never tried again after a later
-one): up to ``retries.max_attempts`` attempts, each with ``min(model timeout, time left)``
-seconds; a retry only for an error the policy's ``retry_on`` names, after exponential backoff
-with full jitter (``Retry-After`` honoured), all within ``retries.deadline_s``. A non-public
-request is never handed to a hosted backend (refused here and in the backend). When every
-candidate fails, the deterministic answer is the degraded answer. Every attempt is recorded.
+one):
+
+- a non-public request is never handed to a hosted backend (refused here and in the backend);
+- an open circuit breaker skips the candidate (recorded as ``circuit_open``);
+- up to ``retries.max_attempts`` attempts, each with ``min(model timeout, time left)`` seconds;
+  a retry only for an error the policy's ``retry_on`` names (HTTP status, ``timeout``,
+  ``connection``), after exponential backoff with full jitter, or after ``Retry-After`` when the
+  server sends one (longer than ``backoff_max_s``: the candidate is left instead), all within
+  ``retries.deadline_s``;
+- output that is truncated (``finish_reason == length``) or not the answer JSON earns one repair
+  attempt with a correcting prompt, then the next candidate;
+- once a streamed chunk has reached the client (:class:`StreamSink`), no further model attempt is
+  made.
+
+When every candidate fails, the deterministic answer is the degraded answer. Every attempt is
+recorded (:class:`Attempt`), with its cost in USD from the policy's price table.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from ..errors import InferenceError, InvalidModelOutput, PrivacyViolation
-from ..policy import Policy, RetryPolicy
-from .base import Backend, ModelAnswer, Prompt
+from ..policy import ModelSpec, Policy, RetryPolicy
+from .base import REPAIRABLE, Backend, ModelAnswer, Prompt, StreamSink, crash_error_type
+from .breaker import Breakers
 from .deterministic import DeterministicBackend
 from .prompt import check_consistent
 
-__all__ = ["Attempt", "RouteResult", "route"]
+__all__ = ["Attempt", "Candidate", "RouteResult", "route"]
 
 _LOCAL_KINDS = ("local", "deterministic")
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A backend on the route with its policy model; ``canary_of`` names the model whose traffic
+    share it took (rollout), ``None`` for the route's own model."""
+
+    backend: Backend
+    spec: ModelSpec
+    canary_of: str | None = None
+
+
+@dataclass(frozen=True)
 class Attempt:
-    """One model attempt as the audit record stores it (times in UTC, duration in ms)."""
+    """One model attempt as the audit record stores it (times in UTC, duration in ms, cost in USD
+    as a decimal string). ``backend`` is the backend kind, ``model`` the policy model name,
+    ``response_model`` the model name the backend reported.
+
+    ``outcome``: ``success`` | ``error`` | ``refused`` (privacy) | ``skipped`` (not configured) |
+    ``circuit_open`` (breaker open: not attempted)."""
 
     backend: str
     model: str
     attempt: int
     started_at: str
     duration_ms: float
-    outcome: str  # success | error | refused (privacy) | skipped (not configured)
+    outcome: str
     error_type: str | None = None
     http_status: int | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
     response_model: str | None = None
+    cost_usd: str = "0"
+    repair: bool = False
+    canary_of: str | None = None
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,90 +81,142 @@ class Attempt:
 
 @dataclass(frozen=True)
 class RouteResult:
-    answer: ModelAnswer
-    model: dict[str, Any]  # identity of the backend that answered
+    """The answer, the identity of the backend that gave it, and every attempt in start order."""
+
+    answer: ModelAnswer | None  # None only with route(fallback=False) when every candidate failed
+    model: dict[str, Any] | None
     attempts: list[Attempt]
     degraded: bool
+    stream_interrupted: bool = False
+    answered_by: str | None = None  # policy model name
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """Total USD cost of every attempt."""
+        return sum((Decimal(a.cost_usd) for a in self.attempts), Decimal(0))
 
 
 def _retry_key(exc: InferenceError) -> Any:
     return exc.status if exc.status is not None and exc.error_type not in ("timeout", "connection") else exc.error_type
 
 
-def _backoff(retries: RetryPolicy, attempt: int, exc: InferenceError) -> float:
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        return min(retry_after, retries.backoff_max_s)
+def _backoff(retries: RetryPolicy, attempt: int) -> float:
+    """Full jitter (seconds): ``uniform(0, min(backoff_max_s, backoff_base_s · 2^(attempt-1)))``."""
     return random.uniform(0, min(retries.backoff_max_s, retries.backoff_base_s * 2 ** (attempt - 1)))
 
 
-def _generate(backend: Backend, prompt: Prompt, data_class: str, timeout_s: float) -> ModelAnswer:
+def _generate(backend: Backend, prompt: Prompt, data_class: str, timeout_s: float,
+              stream: StreamSink | None) -> ModelAnswer:
     """``backend.generate``; any other exception becomes an InferenceError (a backend bug must not
     lose the answer: it is recorded, and the next candidate answers)."""
     try:
+        if stream is not None and getattr(backend, "streams", False):
+            return backend.generate(prompt, data_class=data_class, timeout_s=timeout_s, stream=stream)
         return backend.generate(prompt, data_class=data_class, timeout_s=timeout_s)
     except InferenceError:
         raise
     except Exception as crash:
-        raise InferenceError(f"backend raised {type(crash).__name__}", error_type="backend_error") from crash
+        raise InferenceError(f"backend raised {type(crash).__name__}", error_type=crash_error_type(crash)) from crash
 
 
-def route(prompt: Prompt, *, backends: list[tuple[Backend, float]], data_class: str, policy: Policy,
-          risk_level: str) -> RouteResult:
-    """Answer ``prompt`` with the first candidate that succeeds.
+class _Recorder:
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+        self.warnings: list[dict[str, Any]] = []
 
-    ``backends`` is the ordered ``(backend, timeout_s)`` list for the request's route. Answers
-    that fail the schema or contradict the rules (``risk_level``) count as failed attempts.
-    Never raises for a model failure: the last resort is the deterministic degraded answer.
+    def add(self, cand: Candidate, n: int, started: float, wall: datetime, outcome: str, *,
+            answer: ModelAnswer | None = None, exc: InferenceError | None = None, repair: bool = False) -> None:
+        source = answer or exc
+        tokens_in, tokens_out = getattr(source, "tokens_in", None), getattr(source, "tokens_out", None)
+        served = getattr(source, "response_model", None)
+        warning = None
+        pinned = cand.spec.pinned_version
+        if pinned and outcome in ("success", "error") and served != pinned and (answer or served):
+            warning = "version_mismatch" if served else "version_unreported"
+            self.warnings.append({"code": warning, "model": cand.spec.name, "pinned": pinned, "served": served})
+        self.attempts.append(Attempt(
+            backend=cand.backend.kind, model=cand.spec.name, attempt=n, started_at=wall.isoformat(),
+            duration_ms=round((time.monotonic() - started) * 1000, 3), outcome=outcome,
+            error_type=exc.error_type if exc else None, http_status=exc.status if exc else None,
+            tokens_in=tokens_in, tokens_out=tokens_out, response_model=served,
+            cost_usd=str(cand.spec.cost_usd(tokens_in, tokens_out)), repair=repair, canary_of=cand.canary_of,
+            warning=warning))
+
+
+def route(prompt: Prompt, *, candidates: list[Candidate], data_class: str, policy: Policy, risk_level: str,
+          breakers: Breakers | None = None, stream: StreamSink | None = None, fallback: bool = True) -> RouteResult:
+    """Answer ``prompt`` with the first candidate that succeeds (see the module docstring).
+
+    ``candidates`` is the ordered route for the request (rollout already applied). Answers that
+    fail the schema or contradict the rules (``risk_level``) count as failed attempts. Never
+    raises for a model failure: the last resort is the deterministic degraded answer (with
+    ``fallback=False``, as for shadow runs, the result then has ``answer=None``).
     """
     retries = policy.retries
     deadline = time.monotonic() + retries.deadline_s
-    attempts: list[Attempt] = []
-
-    def record(backend: Backend, n: int, started: float, wall: datetime, outcome: str,
-               answer: ModelAnswer | None = None, exc: InferenceError | None = None) -> None:
-        attempts.append(Attempt(
-            backend=backend.kind, model=backend.name, attempt=n, started_at=wall.isoformat(),
-            duration_ms=round((time.monotonic() - started) * 1000, 3), outcome=outcome,
-            error_type=exc.error_type if exc else None, http_status=exc.status if exc else None,
-            tokens_in=answer.tokens_in if answer else None, tokens_out=answer.tokens_out if answer else None,
-            response_model=answer.response_model if answer else None))
-
-    for backend, timeout_s in backends:
+    rec = _Recorder()
+    interrupted = False
+    for cand in candidates:
+        backend = cand.backend
         if data_class != "public" and backend.kind not in _LOCAL_KINDS:
-            record(backend, 1, time.monotonic(), datetime.now(timezone.utc), "refused",
-                   exc=PrivacyViolation("non-public data is never routed to a hosted model"))
+            rec.add(cand, 1, time.monotonic(), datetime.now(timezone.utc), "refused",
+                    exc=PrivacyViolation("non-public data is never routed to a hosted model"))
             continue
-        n = 0
-        adapted = False
-        while n < retries.max_attempts:
+        breaker = breakers.get(cand.spec.name, policy.breaker) if breakers and backend.kind != "deterministic" else None
+        n, budget, adapted, current = 0, retries.max_attempts, False, prompt
+        while n < budget and not interrupted:
             left = deadline - time.monotonic()
             if left <= 0:
+                break
+            if breaker is not None and not breaker.allow():
+                rec.add(cand, n + 1, time.monotonic(), datetime.now(timezone.utc), "circuit_open")
                 break
             n += 1
             started, wall = time.monotonic(), datetime.now(timezone.utc)
             try:
-                answer = _generate(backend, prompt, data_class, min(timeout_s, left))
+                answer = _generate(backend, current, data_class, min(cand.spec.timeout_s, left), stream)
                 check_consistent(answer.content, risk_level, prompt.facts)
             except InferenceError as exc:
-                record(backend, n, started, wall, "skipped" if exc.error_type == "not_configured" else "error",
-                       exc=exc)
+                configured = exc.error_type != "not_configured"
+                rec.add(cand, n, started, wall, "error" if configured else "skipped", exc=exc,
+                        repair=current.repair is not None)
                 if exc.error_type == "response_format_unsupported" and not adapted:
-                    adapted, n = True, n - 1  # one adaptation, not counted against max_attempts
+                    adapted, budget = True, budget + 1  # one adaptation, not counted against max_attempts
                     continue
-                if isinstance(exc, (PrivacyViolation, InvalidModelOutput)) or not exc.retryable:
+                if breaker is not None and configured:
+                    breaker.failure()
+                if stream is not None and stream.started:
+                    interrupted = True
                     break
-                if _retry_key(exc) not in retries.retry_on:
+                if isinstance(exc, InvalidModelOutput):
+                    if exc.error_type in REPAIRABLE and current.repair is None:
+                        current, budget = prompt.repaired(exc.error_type), n + 1
+                        continue
                     break
-                pause = _backoff(retries, n, exc)
-                if n < retries.max_attempts and pause < deadline - time.monotonic():
-                    time.sleep(pause)
+                if isinstance(exc, PrivacyViolation) or not exc.retryable or _retry_key(exc) not in retries.retry_on:
+                    break
+                retry_after = getattr(exc, "retry_after", None)
+                if retry_after is not None and retry_after > retries.backoff_max_s:
+                    break  # the server asks for a longer pause than the policy allows: next candidate
+                pause = retry_after if retry_after is not None else _backoff(retries, n)
+                if n >= budget or pause >= deadline - time.monotonic():
+                    break
+                time.sleep(pause)
                 continue
-            record(backend, n, started, wall, "success", answer=answer)
-            return RouteResult(answer=answer, model=backend.identity(), attempts=attempts,
-                               degraded=backend.kind == "deterministic")
-    fallback = DeterministicBackend()
+            if breaker is not None:
+                breaker.success()
+            rec.add(cand, n, started, wall, "success", answer=answer, repair=current.repair is not None)
+            return RouteResult(answer=answer, model=backend.identity(), attempts=rec.attempts,
+                               degraded=backend.kind == "deterministic", answered_by=cand.spec.name,
+                               warnings=rec.warnings)
+        if interrupted:
+            break
+    if not fallback:
+        return RouteResult(answer=None, model=None, attempts=rec.attempts, degraded=True, warnings=rec.warnings)
+    det = Candidate(DeterministicBackend(), ModelSpec("deterministic", "deterministic", {}))
     started, wall = time.monotonic(), datetime.now(timezone.utc)
-    answer = fallback.generate(prompt, data_class=data_class, timeout_s=0)
-    record(fallback, 1, started, wall, "success", answer=answer)
-    return RouteResult(answer=answer, model=fallback.identity(), attempts=attempts, degraded=True)
+    answer = det.backend.generate(prompt, data_class=data_class, timeout_s=0)
+    rec.add(det, 1, started, wall, "success", answer=answer)
+    return RouteResult(answer=answer, model=det.backend.identity(), attempts=rec.attempts, degraded=True,
+                       stream_interrupted=interrupted, answered_by="deterministic", warnings=rec.warnings)

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from eth_account.hdaccount.mnemonic import Language, Mnemonic
 
 from ..errors import SecretInRequest
-from .loader import Policy
+from .spec import Policy
 
 __all__ = ["SecretHit", "find_secret", "secret_refusal", "refuse_secrets", "data_class"]
 
