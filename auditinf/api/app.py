@@ -7,6 +7,8 @@ Endpoints (JSON in, JSON out; errors are ``{"error": {"code", "message"[, "field
 - ``POST /v1/methods`` — ABI method extraction from an ABI or runtime bytecode.
 - ``GET /v1/records/{seq}`` — a stored audit record (body, leaf hash, signature, key id).
 - ``GET /v1/pubkey`` — the verifier key auditors use with ``auditinf verify``.
+- ``GET /v1/checkpoints/latest|{size}``, ``GET /v1/records/{seq}/proof``, ``GET /v1/consistency`` —
+  signed checkpoints and Merkle proofs (:mod:`auditinf.api.ledger_routes`).
 - ``GET /healthz`` — process up.
 
 The optional ``X-Client-Id`` header names the client in the record (default ``anonymous``).
@@ -28,6 +30,7 @@ from ..errors import AuditinfError, InputError, RequestTooLarge
 from ..jsonin import load_json
 from ..ledger import Ledger, load_signer
 from ..service import Service
+from . import ledger_routes
 from .models import Answer, MethodsAnswer, MethodsRequest, PublicKey, StoredRecord, TransactionRequest
 
 __all__ = ["create_app", "build_service"]
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                   description="Auditable inference for Web3 wallets and agents: every answer is signed into a "
                               "hash-chained ledger before it is returned.")
     app.state.service = service
+    app.include_router(ledger_routes.router)
 
     @app.exception_handler(AuditinfError)
     async def _auditinf_error(_request: Request, exc: AuditinfError) -> JSONResponse:
