@@ -1,4 +1,5 @@
-"""``auditinf`` command line: serve | explain | risk | methods | verify | keygen.
+"""``auditinf`` command line: serve | explain | risk | methods | keygen, and the ledger commands of
+:mod:`auditinf.cli_ledger` (verify, disclose, shred, ...).
 
 Answers are printed as JSON on stdout. Errors print ``{"error": {"code", "message"}}`` and exit 2;
 ``verify`` exits 0 when the ledger is intact and 1 (naming the first bad seq and the reason)
@@ -17,8 +18,9 @@ from .cli_common import cli_errors as _errors
 from .cli_common import emit as _emit
 from .cli_common import settings_from as _settings
 from .cli_ledger import register as register_ledger_commands
+from .cli_ledger import rotate_key
 from .config import Settings
-from .errors import InputError, VerificationError
+from .errors import InputError
 from .jsonin import load_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -95,41 +97,21 @@ def methods(abi: Abi = None,
 
 @app.command()
 def keygen(key_file: KeyFile = None,
-           force: Annotated[bool, typer.Option("--force", help="overwrite an existing key")] = False) -> None:
-    """Create an Ed25519 signing key (mode 0600) and print its verifier key."""
+           force: Annotated[bool, typer.Option("--force", help="overwrite an existing key")] = False,
+           rotate: Annotated[bool, typer.Option("--rotate", help="replace the key through a signed key event")] = False,
+           ledger_url: LedgerUrl = None) -> None:
+    """Create an Ed25519 signing key (mode 0600) and print its verifier key; with --rotate, hand the
+    ledger over to a new key (a key-event record signed by the old key names the new one)."""
     from .ledger import generate_key
 
-    settings = _settings(key_file=key_file)
+    settings = _settings(key_file=key_file, ledger_url=ledger_url)
+    if rotate:
+        return rotate_key(settings)
     with _errors():
         signer = generate_key(settings.key_file, settings.origin, overwrite=force)
     typer.echo(f"signing key: {settings.key_file} (mode 0600)", err=True)
     typer.echo(f"verifier key: {settings.pubkey_file}", err=True)
     typer.echo(signer.verifier.verifier_key)
-
-
-@app.command()
-def verify(pubkey: Annotated[Optional[Path], typer.Option("--pubkey", help="verifier key file")] = None,
-           ledger_url: LedgerUrl = None, key_file: KeyFile = None,
-           expect_size: Annotated[Optional[int], typer.Option("--expect-size", min=0,
-                                                              help="records the auditor knows exist")] = None,
-           as_json: Annotated[bool, typer.Option("--json", help="machine-readable result")] = False) -> None:
-    """Verify a ledger offline with only the public key: canonical bodies, leaf hashes, links,
-    signatures and contiguous seq. Exit 0 intact, 1 tampered, 2 unusable input."""
-    from .ledger import Ledger, parse_verifier_key, verify_rows
-
-    settings = _settings(ledger_url=ledger_url, key_file=key_file)
-    with _errors():
-        key_path = pubkey or settings.pubkey_file
-        verifier = parse_verifier_key(key_path.read_text())
-        ledger = Ledger(settings.ledger_url, create=False)
-        try:
-            count = verify_rows(ledger.rows(), {verifier.kid: verifier}, expected_size=expect_size)
-        except VerificationError as exc:
-            result = {"ok": False, "first_bad_seq": exc.seq, "step": exc.step, "reason": exc.message}
-            _emit(result) if as_json else typer.echo(f"FAIL at seq {exc.seq} ({exc.step}): {exc.message}")
-            raise typer.Exit(1) from None
-    result = {"ok": True, "records": count, "kid": verifier.kid}
-    _emit(result) if as_json else typer.echo(f"OK: {count} records verified under key {verifier.kid}")
 
 
 @app.command()

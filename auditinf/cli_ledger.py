@@ -55,6 +55,19 @@ def shred(client: Annotated[str, typer.Option("--client", help="client id whose 
         emit(vault.shred(client).to_dict())
 
 
+def rotate_key(settings) -> None:  # noqa: ANN001 - Settings
+    """``keygen --rotate``: append the key event, swap the key files, print the new verifier key."""
+    from .ledger import Ledger
+    from .ledger.rotation import rotate_key_file
+
+    with cli_errors():
+        rotation = rotate_key_file(lambda signer: Ledger(settings.ledger_url, signer, create=False),
+                                   settings.key_file, settings.origin)
+    typer.echo(f"rotated {rotation.old_kid} -> {rotation.new_kid}; old verifier key kept as "
+               f"{settings.key_file.stem}.{rotation.old_kid}.pub", err=True)
+    typer.echo(rotation.new_verifier_key)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ledger commands to ``app``."""
     app.command()(disclose)

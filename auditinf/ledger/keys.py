@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..errors import KeyFileError
 
-__all__ = ["Signer", "Verifier", "generate_key", "load_signer", "parse_verifier_key"]
+__all__ = ["Signer", "Verifier", "generate_key", "new_signer", "write_signer", "load_signer", "parse_verifier_key"]
 
 _ED25519 = b"\x01"
 
@@ -76,24 +76,34 @@ def _signer(private: Ed25519PrivateKey, name: str) -> Signer:
     return Signer(private, Verifier(name, _key_id(name, _raw_public(public)), public))
 
 
-def generate_key(path: Path, name: str, *, overwrite: bool = False) -> Signer:
-    """Create a new Ed25519 key at ``path`` (mode 0600) and its verifier key beside it (``.pub``).
+def new_signer(name: str) -> Signer:
+    """A fresh Ed25519 key named ``name`` (kept in memory; see :func:`write_signer`)."""
+    return _signer(Ed25519PrivateKey.generate(), name)
 
-    Raises :class:`KeyFileError` if ``path`` exists and ``overwrite`` is false.
-    """
+
+def write_signer(path: Path, signer: Signer, *, overwrite: bool = False) -> None:
+    """Write ``signer``'s private key to ``path`` (PKCS#8 PEM, mode 0600, fsynced). Raises
+    :class:`KeyFileError` if ``path`` exists and ``overwrite`` is false."""
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path} exists; refusing to overwrite a signing key")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = signer.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
         f.flush()
         os.fsync(f.fileno())
     os.chmod(path, 0o600)
-    signer = _signer(private, name)
+
+
+def generate_key(path: Path, name: str, *, overwrite: bool = False) -> Signer:
+    """Create a new Ed25519 key at ``path`` (mode 0600) and its verifier key beside it (``.pub``).
+
+    Raises :class:`KeyFileError` if ``path`` exists and ``overwrite`` is false.
+    """
+    signer = new_signer(name)
+    write_signer(path, signer, overwrite=overwrite)
     path.with_suffix(".pub").write_text(signer.verifier.verifier_key + "\n")
     return signer
 

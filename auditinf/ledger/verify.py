@@ -1,4 +1,4 @@
-"""Offline verification of a ledger with only the verifier (public) key.
+"""Offline verification of a ledger's records with only the initially trusted verifier key(s).
 
 For each stored row, in ``seq`` order, the steps are:
 
@@ -8,26 +8,87 @@ For each stored row, in ``seq`` order, the steps are:
 3. the body's own ``seq`` equals the row's (rows moved or swapped);
 4. the body's ``prev`` equals the leaf hash of the record before (32 zero bytes at seq 0);
 5. the stored leaf hash equals SHA-256(0x00 ‖ body) (RFC 6962 §2.1);
-6. the body's ``kid`` and the row's kid name a known key, and the Ed25519 signature over the body
-   verifies (RFC 8032).
+6. the body's ``kid`` and the row's kid name the key valid at this seq — one of the trusted keys
+   until the first key event, then the key each event hands over to (a retired key fails with step
+   ``retired_key``, any other with ``key_id``) — and the Ed25519 signature over the body verifies
+   (RFC 8032);
+7. a key-event record must be well formed and carry the incoming key's proof of possession
+   (:mod:`.keyevents`).
 
 :func:`verify_rows` returns the number of records checked or raises
 :class:`~auditinf.errors.VerificationError` with the first bad ``seq`` and the failed step.
-Truncation of the newest records can only be caught against a size the auditor already holds
-(``expected_size``); signed checkpoints make that routine.
+:class:`ChainVerifier` does the same one row at a time and keeps what a caller checking
+checkpoints needs: the leaf hashes and which key signed which seq range.
+
+Step 2 fast path: for a body with no floats, no integer of 16 or more digits and no character
+outside the Basic Multilingual Plane, RFC 8785 output equals Python's ``json.dumps`` with sorted
+keys, compact separators and ``ensure_ascii=False`` (same string escapes, same integer text, and
+code-point order equals UTF-16 order inside the BMP); any other body takes the full ``rfc8785``
+path. A property test checks the two agree.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import json
-from typing import Iterable, Protocol
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol
 
 from ..errors import VerificationError
-from .canonical import GENESIS_PREV, canonical_bytes, leaf_hash
+from .canonical import GENESIS_PREV, canonical_bytes
+from .keyevents import KEY_EVENT_KIND, check_key_event
 from .keys import Verifier
 
-__all__ = ["verify_rows"]
+__all__ = ["ChainVerifier", "KeySpan", "verify_rows", "is_canonical"]
+
+_NEEDS_FULL_JCS = re.compile(rb"[\xf0-\xf4]|[:\[,]-?\d{16}")
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+
+class _FloatSeen(Exception):
+    pass
+
+
+def _float_seen(_text: str) -> Any:
+    raise _FloatSeen
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _full_jcs(body: bytes) -> Any:
+    parsed = json.loads(body, parse_constant=_not_json)
+    try:
+        return parsed if canonical_bytes(parsed) == body else None
+    except Exception:  # rfc8785 raises its own errors (integers beyond 2^53, lone surrogates, ...)
+        return None
+
+
+def _parse_canonical(body: bytes) -> Any:
+    """The parsed body if ``body`` is RFC 8785 canonical JSON, else ``None``; raises ``ValueError``
+    when it is not JSON at all."""
+    if _NEEDS_FULL_JCS.search(body):
+        return _full_jcs(body)
+    try:
+        parsed = json.loads(body, parse_float=_float_seen, parse_constant=_not_json)
+    except _FloatSeen:
+        return _full_jcs(body)
+    try:
+        return parsed if _dumps(parsed).encode() == body else None
+    except (UnicodeEncodeError, ValueError):
+        return None
+
+
+def is_canonical(body: bytes) -> bool:
+    """Is ``body`` RFC 8785 canonical JSON (byte for byte)?"""
+    try:
+        return _parse_canonical(body) is not None
+    except ValueError:
+        return False
 
 
 class _Row(Protocol):
@@ -38,55 +99,116 @@ class _Row(Protocol):
     kid: str
 
 
-def verify_rows(rows: Iterable[_Row], verifiers: dict[str, Verifier], *, expected_size: int | None = None) -> int:
-    """Verify ``rows`` (in seq order) against ``verifiers`` (by kid). Returns the count checked."""
-    expected_seq = 0
-    prev = GENESIS_PREV
-    for row in rows:
+@dataclass(frozen=True)
+class KeySpan:
+    """Key ``kid`` signed records ``first_seq`` … ``last_seq`` (inclusive)."""
+
+    kid: str
+    verifier_key: str
+    first_seq: int
+    last_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kid": self.kid, "verifier_key": self.verifier_key, "first_seq": self.first_seq,
+                "last_seq": self.last_seq}
+
+
+class ChainVerifier:
+    """Streaming verifier: :meth:`feed` rows in seq order, then :meth:`finish`."""
+
+    def __init__(self, trusted: dict[str, Verifier]) -> None:
+        self.size = 0
+        self.prev = GENESIS_PREV
+        self.leaves: list[bytes] = []
+        self._valid = dict(trusted)
+        self._retired: set[str] = set()
+        self._trusted = list(trusted.values())
+        self._spans: list[list[Any]] = []  # [kid, Verifier, first, last]
+        self._handover: dict[int, Verifier] = {}  # size after a key event → incoming key
+
+    def feed(self, row: _Row) -> None:
+        """Check one row (steps 1–7); raises :class:`VerificationError`."""
         seq = row.seq
         # 1. contiguous seq
-        if seq != expected_seq:
-            raise VerificationError(f"seq {expected_seq} is missing (next stored is {seq})",
-                                    seq=expected_seq, step="contiguous_seq")
+        if seq != self.size:
+            raise VerificationError(f"seq {self.size} is missing (next stored is {seq})",
+                                    seq=self.size, step="contiguous_seq")
         # a BLOB edited with SQL text functions comes back as TEXT: still checked byte for byte
         body = row.body.encode() if isinstance(row.body, str) else bytes(row.body)
         # 2. canonical JSON
         try:
-            parsed = json.loads(body)
-            canonical = canonical_bytes(parsed)
-        except (ValueError, TypeError) as exc:
+            parsed = _parse_canonical(body)
+        except (ValueError, RecursionError) as exc:
             raise VerificationError(f"seq {seq}: body is not valid JSON", seq=seq, step="canonical_json") from exc
-        except Exception as exc:  # rfc8785 raises its own errors for non-JCS values
-            raise VerificationError(f"seq {seq}: body cannot be canonicalised: {type(exc).__name__}",
-                                    seq=seq, step="canonical_json") from exc
-        if canonical != body or not isinstance(parsed, dict):
+        if not isinstance(parsed, dict):
             raise VerificationError(f"seq {seq}: body is not RFC 8785 canonical JSON", seq=seq, step="canonical_json")
         # 3. body seq
-        if parsed.get("seq") != seq:
+        if parsed.get("seq") != seq or isinstance(parsed.get("seq"), bool):
             raise VerificationError(f"seq {seq}: body says seq {parsed.get('seq')!r}", seq=seq, step="body_seq")
         # 4. chain link
-        if parsed.get("prev") != prev:
+        if parsed.get("prev") != self.prev:
             raise VerificationError(f"seq {seq}: prev does not match the leaf hash of seq {seq - 1}",
                                     seq=seq, step="prev_link")
         # 5. leaf hash
-        computed = leaf_hash(body)
+        digest = hashlib.sha256(b"\x00" + body).digest()
+        computed = digest.hex()
         if row.leaf_hash != computed:
             raise VerificationError(f"seq {seq}: stored leaf hash differs from SHA-256(0x00 || body)",
                                     seq=seq, step="leaf_hash")
-        # 6. signature under the named key
+        # 6. signature under the key valid at this seq
         kid = parsed.get("kid")
-        verifier = verifiers.get(kid) if isinstance(kid, str) else None
+        verifier = self._valid.get(kid) if isinstance(kid, str) else None
         if verifier is None or row.kid != kid:
+            if kid in self._retired:
+                raise VerificationError(f"seq {seq}: signed by retired key {kid}", seq=seq, step="retired_key")
             raise VerificationError(f"seq {seq}: signed by unknown key id {kid!r}", seq=seq, step="key_id")
         try:
             signature = base64.b64decode(row.signature, validate=True)
-        except ValueError as exc:
+        except (ValueError, binascii.Error, TypeError) as exc:
             raise VerificationError(f"seq {seq}: signature is not base64", seq=seq, step="signature") from exc
         if not verifier.verify(signature, body):
             raise VerificationError(f"seq {seq}: Ed25519 signature does not verify", seq=seq, step="signature")
-        prev = computed
-        expected_seq += 1
-    if expected_size is not None and expected_seq < expected_size:
-        raise VerificationError(f"ledger has {expected_seq} records, fewer than the {expected_size} expected "
-                                "(truncated)", seq=expected_seq, step="size")
-    return expected_seq
+        if self._spans and self._spans[-1][0] == kid:
+            self._spans[-1][3] = seq
+        else:
+            self._spans.append([kid, verifier, seq, seq])
+        # 7. key event: the incoming key alone signs from the next seq
+        if parsed.get("kind") == KEY_EVENT_KIND:
+            incoming = check_key_event(parsed, seq)
+            self._retired.update(self._valid)
+            self._retired.discard(incoming.kid)
+            self._valid = {incoming.kid: incoming}
+            self._handover[seq + 1] = incoming
+        self.prev = computed
+        self.leaves.append(digest)
+        self.size += 1
+
+    def finish(self, expected_size: int | None = None) -> int:
+        """The number of records verified; raises step ``size`` when fewer than ``expected_size``."""
+        if expected_size is not None and self.size < expected_size:
+            raise VerificationError(f"ledger has {self.size} records, fewer than the {expected_size} expected "
+                                    "(truncated)", seq=self.size, step="size")
+        return self.size
+
+    def key_spans(self) -> list[KeySpan]:
+        """Which key signed which seq range, in order (what an audit bundle publishes)."""
+        return [KeySpan(kid, verifier.verifier_key, first, last) for kid, verifier, first, last in self._spans]
+
+    def keys_for_size(self, size: int) -> list[Verifier]:
+        """Keys that may sign a checkpoint of ``size`` records: the key that signed record
+        ``size - 1``, and the incoming key when that record is a key event."""
+        if size == 0:
+            return list(self._trusted)
+        keys = [verifier for _kid, verifier, first, last in self._spans if first <= size - 1 <= last]
+        if size in self._handover:
+            keys.append(self._handover[size])
+        return keys
+
+
+def verify_rows(rows: Iterable[_Row], verifiers: dict[str, Verifier], *, expected_size: int | None = None) -> int:
+    """Verify ``rows`` (in seq order) against the trusted ``verifiers`` (by kid); returns the count
+    checked. Raises :class:`VerificationError` naming the first bad seq and the step."""
+    chain = ChainVerifier(verifiers)
+    for row in rows:
+        chain.feed(row)
+    return chain.finish(expected_size)
