@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from auditinf.errors import LedgerError, VerificationError
-from auditinf.ledger import Ledger, generate_key, load_signer, parse_verifier_key, verify_rows
+from auditinf.ledger import Ledger, canonical_bytes, generate_key, load_signer, parse_verifier_key, verify_rows
 from auditinf.ledger.keyevents import key_event_content
 from auditinf.ledger.keys import new_signer, write_signer
 from auditinf.ledger.rotation import rotate, rotate_key_file
@@ -60,11 +63,31 @@ def test_only_the_initial_key_is_needed(ledger: Ledger, rotated):
     assert (exc.value.seq, exc.value.step) == (0, "key_id")
 
 
+def forge(ledger: Ledger, signer) -> None:
+    """Write the next record signed by ``signer`` straight into the table, as a store that ignored
+    the key events (or an attacker with that key) would."""
+    head = ledger.get(ledger.size() - 1)
+    body = canonical_bytes({"kind": "test", "v": 1, "seq": head.seq + 1, "prev": head.leaf_hash, "kid": signer.kid,
+                            "ts": "2026-01-01T00:00:00.000000+00:00"})
+    with sqlite3.connect(ledger.url.split("///")[1]) as conn:
+        conn.execute("INSERT INTO record (seq, leaf_hash, body, signature, kid) VALUES (?, ?, ?, ?, ?)",
+                     (head.seq + 1, hashlib.sha256(b"\x00" + body).hexdigest(), body,
+                      base64.b64encode(signer.sign(body)).decode(), signer.kid))
+
+
+def test_store_refuses_to_sign_with_a_retired_key(ledger: Ledger, rotated):
+    old, _new = rotated
+    stale = Ledger(ledger.url, old)  # a process still holding the old key
+    with pytest.raises(LedgerError) as exc:
+        stale.append({"kind": "test", "stale": True})
+    assert exc.value.code == "signing_key_retired"
+    stale.close()
+    assert ledger.size() == 11
+
+
 def test_record_signed_by_retired_key_fails(ledger: Ledger, rotated):
     old, new = rotated
-    stale = Ledger(ledger.url, old)  # a process still holding the old key
-    stale.append({"kind": "test", "stale": True})
-    stale.close()
+    forge(ledger, old)
     with pytest.raises(VerificationError) as exc:
         verify_rows(ledger.rows(), {old.kid: old.verifier, new.kid: new.verifier})
     assert (exc.value.seq, exc.value.step) == (11, "retired_key")
@@ -72,9 +95,7 @@ def test_record_signed_by_retired_key_fails(ledger: Ledger, rotated):
 
 def test_record_signed_by_unknown_key_fails(ledger: Ledger, rotated):
     old, _new = rotated
-    stranger = Ledger(ledger.url, new_signer(NAME))
-    stranger.append({"kind": "test"})
-    stranger.close()
+    forge(ledger, new_signer(NAME))
     with pytest.raises(VerificationError) as exc:
         verify_rows(ledger.rows(), {old.kid: old.verifier})
     assert (exc.value.seq, exc.value.step) == (11, "key_id")

@@ -42,6 +42,7 @@ from .body import PreparedContent, prepare, stamp
 from .canonical import GENESIS_PREV
 from .checkpoints import SIZE_TYPE, CheckpointRow
 from .engines import PG_HEAD_LOCK, open_engine, open_engines, sqlite_path
+from .keyevents import KeyEventRow, active_kid
 from .keys import Signer
 from .sequencer import Job, Sequencer
 from .tree import MerkleTree
@@ -112,7 +113,8 @@ class Ledger:
             # ``engine`` appends (BEGIN IMMEDIATE on SQLite), ``read_engine`` never takes the write lock
             self.engine, self.read_engine = open_engines(url)
             if create:
-                SQLModel.metadata.create_all(self.engine, tables=[_RECORDS, CheckpointRow.__table__])
+                SQLModel.metadata.create_all(self.engine,
+                                             tables=[_RECORDS, CheckpointRow.__table__, KeyEventRow.__table__])
             elif not inspect(self.read_engine).has_table(RecordRow.__tablename__):
                 raise LedgerError(f"no ledger table in {url}", code="ledger_not_found")
         except SQLAlchemyError as exc:
@@ -188,6 +190,10 @@ class Ledger:
                     if conn.dialect.name == "postgresql":
                         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_HEAD_LOCK})
                     self._catch_up(conn)
+                    named = active_kid(conn)  # a key event handed signing to another key
+                    if named is not None and named != signer.kid:
+                        raise LedgerError(f"signing key {signer.kid} was retired; the ledger is signed by {named}",
+                                          code="signing_key_retired")
                     base = tree.size
                     prev = tree.leaf(base - 1).hex() if base else GENESIS_PREV
                     rows, results, attached = [], [], []
