@@ -28,6 +28,9 @@ from .errors import InputError
 from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
                   parse_abi, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
+from .evm.hexdata import parse_hex
+from .evm.returns import return_values
+from .evm.tx import MAX_CALLDATA_BYTES, parse_counterparties
 from .evm.units import format_eth
 from .errors import BudgetExhausted
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
@@ -40,6 +43,8 @@ from .ledger.vault import PendingSeal, Vault
 from .policy import ModelSpec, Policy, data_class, find_secret, load_policy, secret_refusal
 from .policy.budget import BudgetTracker
 from .risk import RuleContext, evaluate, risk_level, verdict
+from .risk.context import PolicyLists
+from .risk.findings import findings_by_path
 
 __all__ = ["Service"]
 
@@ -221,13 +226,15 @@ class Service:
         # parsed up front: a bad ABI is an error even when the calldata does not need it
         client_functions = parse_abi(body["abi"]) if body.get("abi") is not None else None
         call = analyse_call(tx, self.registry, client_functions)
-        ctx = RuleContext(tx=tx, call=call, registry=self.registry, chain=self.chain)
+        ctx = RuleContext(tx=tx, call=call, registry=self.registry, chain=self.chain,
+                          lists=PolicyLists(self.policy.deny_addresses, self.policy.trusted_addresses),
+                          counterparties=parse_counterparties(body.get("known_counterparties")))
         findings = evaluate(ctx)
         level, decision = risk_level(findings), verdict(findings)
         dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[tx.sender, tx.to])
         known = self.registry.known(tx.chain_id, tx.to)
-        decoded = call.to_dict()
         findings_json = [f.to_dict() for f in findings]
+        decoded = call.to_dict(findings_by_path(findings_json))
         facts = {"kind": kind, "chain_id": tx.chain_id, "from": tx.sender, "to": tx.to,
                  "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": format_eth(tx.value),
                  "call": decoded, "findings": findings_json, "verdict": decision,
@@ -276,7 +283,7 @@ class Service:
         has_abi, has_code = body.get("abi") is not None, body.get("bytecode") is not None
         if has_abi == has_code:
             raise InputError("give exactly one of 'abi' or 'bytecode'", code="invalid_request", field="abi")
-        decoded = None
+        decoded = decoded_return = None
         to = body.get("to")
         # validates chain_id, to and data whatever their use below
         tx = parse_transaction({"chain_id": body.get("chain_id", 1), "to": _ZERO_ADDRESS if to is None else to,
@@ -287,7 +294,11 @@ class Service:
             methods = [method_entry(fn) for fn in functions]
             source = "abi"
             if body.get("data") is not None:
-                decoded = analyse_call(tx, self.registry, functions).to_dict()
+                call = analyse_call(tx, self.registry, functions)
+                decoded = call.to_dict()
+                if body.get("return_data") is not None and call.decoded is not None:
+                    decoded_return = return_values(call, parse_hex(body["return_data"], field="return_data",
+                                                                   max_bytes=MAX_CALLDATA_BYTES))
         else:
             if body.get("data") is not None:
                 raise InputError("'data' is decoded against 'abi'; it cannot be used with 'bytecode'",
@@ -317,4 +328,6 @@ class Service:
         answer.update(source=source, methods=methods)
         if decoded is not None:
             answer["decoded"] = decoded
+        if decoded_return is not None:
+            answer["decoded_return"] = decoded_return
         return answer

@@ -43,7 +43,7 @@ def test_risk_answer_shape_and_receipt(client, service):
     answer = response.json()
     assert answer["verdict"] == "warning" and answer["risk_level"] == "high"
     assert answer["decoded"]["args"] == {"spender": SPENDER, "value": str(2**256 - 1)}
-    assert {f["code"] for f in answer["findings"]} == {"unlimited_approval", "token_approval"}
+    assert {f["code"] for f in answer["findings"]} == {"unlimited_approval", "token_approval", "spender_unknown"}
     receipt = answer["receipt"]
     record = client.get(f"/v1/records/{receipt['seq']}").json()
     raw = base64.b64decode(record["body_b64"])

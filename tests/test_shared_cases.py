@@ -28,20 +28,13 @@ FLAG_CODES = {
     "APPROVAL_FOR_ALL": "approval_for_all",
     "OPERATOR_NOT_KNOWN_MARKETPLACE": "operator_unknown",
     "NATIVE_VALUE_TO_UNVERIFIED_CONTRACT": "native_value_unknown_call",
+    "ZERO_VALUE_TRANSFER": "zero_value_transfer",
+    "ADDRESS_POISONING_LOOKALIKE": "address_poisoning_lookalike",
+    "SWAP_RECIPIENT_NOT_SENDER": "swap_recipient_not_sender",
+    "MISLEADING_FUNCTION_NAME": "misleading_function_name",
 }
 # Expected keys/flags that later issues deliver (not asserted yet).
-DEFERRED = {
-    "nested_calls_decoded": "issue 5: nested decoding (Multicall3 inner calls)",
-    "human_amount": "issue 5: token amounts with decimals in the answer",
-    "decoded_return": "issue 5: return-data decoding",
-    "method_candidate": "issue 5: bundled selector table (names for unknown selectors)",
-    "commands": "issue 5: Universal Router command decoding",
-    "deadline": "issue 5: Universal Router command decoding",
-    "ZERO_VALUE_TRANSFER": "issue 5: address-poisoning rules",
-    "ADDRESS_POISONING_LOOKALIKE": "issue 5: address-poisoning rules",
-    "SWAP_RECIPIENT_NOT_SENDER": "issue 5: Universal Router command decoding",
-    "MISLEADING_FUNCTION_NAME": "issue 5: selector table + drainer-name rule",
-}
+DEFERRED: dict[str, str] = {}
 SKIP_KINDS = {
     "typed_data": "issue 5: EIP-712 typed data",
     "ledger": "issue 3: C2SP signed-note checkpoints",
@@ -79,7 +72,10 @@ def client_for(make_service):
 
 
 def tx_body(case_input: dict) -> dict:
-    return {k: v for k, v in case_input.items() if k in ("chain_id", "from", "to", "value", "data", "abi")}
+    body = {k: v for k, v in case_input.items() if k in ("chain_id", "from", "to", "value", "data", "abi")}
+    if "viewer_recent_counterparties" in case_input:  # the viewer's history: look-alike checks
+        body["known_counterparties"] = case_input["viewer_recent_counterparties"]
+    return body
 
 
 def check_decoded(decoded: dict, expected: dict) -> None:
@@ -90,6 +86,21 @@ def check_decoded(decoded: dict, expected: dict) -> None:
         assert norm(decoded["args"]) == norm(expected["args"])
     if "trailing_bytes" in expected:
         assert decoded["trailing_bytes"] == expected["trailing_bytes"]
+    if "human_amount" in expected:
+        assert decoded["human_amount"] == expected["human_amount"]
+    if "nested_calls_decoded" in expected:
+        got = [{k: c[k] for k in ("to", "method", "selector", "args")} for c in decoded["nested_calls"]]
+        assert norm(got) == norm(expected["nested_calls_decoded"])
+    if "commands" in expected:
+        assert len(decoded["commands"]) == len(expected["commands"])
+        for have, want in zip(decoded["commands"], expected["commands"]):
+            assert {k: have[k] for k in ("index", "byte", "name", "allow_revert")} == \
+                {k: want[k] for k in ("index", "byte", "name", "allow_revert")}
+            assert norm({k: have["decoded"][k] for k in want["decoded"]}) == norm(want["decoded"])
+    if "deadline" in expected:
+        assert norm(decoded["deadline"]) == norm(expected["deadline"])
+    if "method_candidate" in expected and decoded["method"] is None:
+        assert expected["method_candidate"] in [c["signature"] for c in decoded["method_candidates"]]
 
 
 def check_flags(answer: dict, expected: dict) -> None:
@@ -136,7 +147,8 @@ def test_decode_case(case_id, client_for):
 def test_abi_methods_case(case_id, client_for):
     case = CASES[case_id]
     inp, exp = case["input"], case["expected"]
-    body = {"abi": inp["abi"], "data": inp["data"]}
+    body = {"abi": inp["abi"], "data": inp["data"], **({"return_data": inp["return_data"]} if "return_data" in inp
+                                                        else {})}
     if "contract" in inp:
         body["to"] = inp["contract"]
     response = client_for(inp).post("/v1/methods", json=body)
@@ -153,6 +165,9 @@ def test_abi_methods_case(case_id, client_for):
         assert [o["type"] for o in got[signature]["outputs"]] == outputs
     decoded_exp = exp["decoded_data"]
     check_decoded(answer["decoded"], decoded_exp)
+    if "decoded_return" in exp:
+        assert answer["decoded_return"]["success"] is exp["decoded_return"]["success"]
+        assert answer["decoded_return"]["values"] == exp["decoded_return"]["values"]
 
 
 @pytest.mark.parametrize("case_id", ids("risk"))
@@ -167,6 +182,8 @@ def test_risk_case(case_id, client_for):
         assert list(norm(answer["decoded"]["args"]).values()) == expected_args
     if exp.get("method") and answer["decoded"]["method"] != exp["method"]:
         pytest.fail(f"method {answer['decoded']['method']} != {exp['method']}")
+    check_decoded(answer["decoded"], {k: v for k, v in exp.items() if k in (
+        "selector", "commands", "deadline", "method_candidate", "human_amount")})
     check_flags(answer, exp)
     if "native_value_wei" in exp:
         assert answer["findings"][0]["evidence"]["value_wei"] == exp["native_value_wei"]

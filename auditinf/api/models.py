@@ -25,6 +25,10 @@ class TransactionRequest(BaseModel):
     data: str = Field("0x", pattern=_HEX, description="calldata, 0x hex")
     abi: list[dict[str, Any]] | None = Field(None, description="optional JSON ABI of `to`")
     private: bool = Field(False, description="true: only local models may see this request")
+    known_counterparties: list[str] | None = Field(
+        None, description="addresses the signer deals with (recent recipients): recipients imitating one are flagged")
+    authorizationList: list[dict[str, Any]] | None = Field(
+        None, description="EIP-7702 authorisations of a type-4 transaction: [{chainId, address, nonce, …}]")
 
 
 class MethodsRequest(BaseModel):
@@ -33,6 +37,7 @@ class MethodsRequest(BaseModel):
     abi: list[dict[str, Any]] | None = None
     bytecode: str | None = Field(None, pattern=_HEX, description="runtime bytecode, 0x hex")
     data: str | None = Field(None, pattern=_HEX, description="optional calldata to decode with `abi`")
+    return_data: str | None = Field(None, pattern=_HEX, description="optional return data of that call to decode")
     to: str | None = Field(None, pattern=_ADDRESS)
     chain_id: int = 1
     private: bool = False
@@ -61,8 +66,13 @@ class _Answered(BaseModel):
 class Answer(_Answered):
     verdict: str = Field(description="benign | warning | malicious (from the rules only)")
     risk_level: str = Field(description="none | low | medium | high | critical (max finding severity)")
-    findings: list[dict[str, Any]]
-    decoded: dict[str, Any]
+    findings: list[dict[str, Any]] = Field(
+        description="{code, severity, message, evidence, path?}; path (e.g. '0.2.1') names the inner call or "
+                    "router command a finding concerns")
+    decoded: dict[str, Any] = Field(
+        description="method, signature, selector, args, types, display; plus nested_calls (batches, each with "
+                    "path/via/operation/from/to/value and its own findings), commands + deadline (Universal "
+                    "Router), method_candidates (selector table), human_amount (token amounts with decimals)")
     unknown_facts: list[str]
 
 
@@ -70,6 +80,8 @@ class MethodsAnswer(_Answered):
     source: str
     methods: list[dict[str, Any]]
     decoded: dict[str, Any] | None = None
+    decoded_return: dict[str, Any] | None = Field(
+        None, description="{success, values, empty_return?, results?}: the return data decoded with the ABI outputs")
 
 
 class StoredRecord(BaseModel):

@@ -23,8 +23,10 @@ class _Walk:
         self.data = data
         self.size = len(data)
         self.extent = 0
-        # Honest encodings decode to at most ~one element per word; aliased offsets can do more.
+        # Honest encodings decode to at most ~one element per word and each byte of bytes/string
+        # payload once; aliased offsets (many heads → one tail) can do far more.
         self.budget = max(4096, 4 * (self.size // WORD))
+        self.byte_budget = 2 * self.size + 4096
 
     def fail(self, message: str) -> None:
         raise BadCalldata(message, field="data")
@@ -95,6 +97,9 @@ def _dynamic(walk: _Walk, t: ABIType, pos: int, depth: int) -> None:
         if padded > walk.size - pos - WORD:
             walk.fail(f"{t.base} length {length} at byte {pos} runs past the end of the calldata")
         walk.touch(pos + WORD + padded)
+        walk.byte_budget -= padded
+        if walk.byte_budget < 0:
+            walk.fail("ABI data decodes to more bytes than it holds (aliased offsets)")
     else:  # pragma: no cover - the grammar has no other dynamic types
         walk.fail(f"unsupported dynamic type {t}")
 

@@ -50,6 +50,7 @@ class DecodedCall:
     trailing_bytes: str | None = None
     values: tuple[Any, ...] = ()
     state_mutability: str = "nonpayable"
+    outputs: tuple[dict, ...] = ()  # the function's ABI outputs (for return-data decoding)
 
     def to_dict(self) -> dict:
         out = {
@@ -147,4 +148,5 @@ def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
         trailing_bytes=to_hex(trailing) if trailing else None,
         values=tuple(ordered),
         state_mutability=fn.state_mutability,
+        outputs=fn.outputs,
     )

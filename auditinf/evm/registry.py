@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,6 +48,7 @@ class AbiRegistry:
         self._by_address: dict[tuple[int, str], tuple[AbiSource, list[AbiFunction]]] = {}
         self._by_selector: dict[str, list[tuple[AbiSource, AbiFunction]]] = {}
         self._known: dict[tuple[int, str], KnownAddress] = {}
+        self._named: dict[str, AbiFunction] = {}
         for path in sorted((samples_dir / "abis").glob("*.json")):
             raw = path.read_bytes()
             doc = json.loads(raw)
@@ -62,6 +63,8 @@ class AbiRegistry:
                 for address in addresses:
                     self._by_address[(int(chain), address.lower())] = (source, functions)
             for fn in functions:
+                if all(p.get("name") for p in fn.inputs):
+                    self._named.setdefault(fn.signature, fn)
                 entries = self._by_selector.setdefault(fn.selector, [])
                 if all(known.signature != fn.signature for _, known in entries):
                     entries.append((source, fn))
@@ -86,11 +89,23 @@ class AbiRegistry:
         """Every bundled function with ``selector``, one per distinct signature (collisions kept)."""
         return list(self._by_selector.get(selector, ()))
 
+    def named(self, fn: AbiFunction) -> AbiFunction:
+        """``fn``, or a bundled function with the same signature whose parameters all have names
+        when ``fn`` leaves some unnamed (WETH9's ``balanceOf(address)`` → ERC-20's ``account``)."""
+        if all(p.get("name") for p in fn.inputs):
+            return fn
+        named = self._named.get(fn.signature)
+        return replace(fn, inputs=named.inputs) if named else fn
+
     def known(self, chain_id: int, address: str | None) -> KnownAddress | None:
         """What the bundle knows of ``address`` on ``chain_id`` (label, roles, token metadata)."""
         if address is None:
             return None
         return self._known.get((chain_id, address.lower()))
+
+    def selectors(self) -> list[str]:
+        """Every selector of the bundled ABIs."""
+        return list(self._by_selector)
 
     @property
     def selector_count(self) -> int:

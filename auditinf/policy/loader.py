@@ -153,6 +153,8 @@ def parse_policy(raw: bytes, source: str = "<policy>") -> Policy:
             max_value_wei=int(gate["max_value_wei"]) if gate.get("max_value_wei") is not None else None,
             allow_addresses=frozenset(a.lower() for a in gate.get("allow_addresses", [])),
             deny_addresses=frozenset(a.lower() for a in gate.get("deny_addresses", []))),
+        deny_addresses=frozenset(a.lower() for a in doc.get("lists", {}).get("deny", [])),
+        trusted_addresses=frozenset(a.lower() for a in doc.get("lists", {}).get("trusted", [])),
     )
 
 

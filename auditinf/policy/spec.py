@@ -115,6 +115,9 @@ class Policy:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     budgets: BudgetPolicy = field(default_factory=BudgetPolicy)
     gate: GatePolicy = field(default_factory=GatePolicy)
+    # `lists` section: lowercase addresses the risk rules deny (known drainers) or trust (routers)
+    deny_addresses: frozenset[str] = frozenset()
+    trusted_addresses: frozenset[str] = frozenset()
 
     def candidates(self, kind: str, data_class: str) -> list[ModelSpec]:
         """Ordered model candidates for a request kind (explain|risk|methods) and data class."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-__all__ = ["Severity", "Finding", "risk_level", "verdict"]
+__all__ = ["Severity", "Finding", "risk_level", "verdict", "findings_by_path"]
 
 
 class Severity(IntEnum):
@@ -32,10 +32,14 @@ class Finding:
     severity: Severity
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # the inner call / router command it concerns ("0.2.1"); None = the transaction
 
     def to_dict(self) -> dict:
-        return {"code": self.code, "severity": str(self.severity), "message": self.message,
-                "evidence": self.evidence}
+        out = {"code": self.code, "severity": str(self.severity), "message": self.message,
+               "evidence": self.evidence}
+        if self.path is not None:
+            out["path"] = self.path
+        return out
 
 
 def risk_level(findings: list[Finding]) -> str:
@@ -51,3 +55,12 @@ def verdict(findings: list[Finding]) -> str:
     if top >= Severity.MEDIUM:
         return "warning"
     return "benign"
+
+
+def findings_by_path(findings: list[dict]) -> dict[str, list[dict]]:
+    """Serialised findings of inner calls / router commands grouped by ``path`` (the rest left out)."""
+    out: dict[str, list[dict]] = {}
+    for f in findings:
+        if f.get("path") is not None:
+            out.setdefault(f["path"], []).append({k: v for k, v in f.items() if k != "path"})
+    return out

@@ -1,204 +1,87 @@
-"""Deterministic pre-signing risk rules over a decoded transaction.
+"""Deterministic pre-signing risk rules over a decoded transaction and every call nested in it.
 
-Each rule has a stable code (the finding's ``code``) and a fixed severity policy:
+Each rule has a stable code (the finding's ``code``) and a fixed severity policy. Findings of an
+inner call or router command carry its ``path`` (``0.2.1``). Selectors are matched through the
+decoded canonical signature (Solidity ABI spec), never by name.
 
-| code                        | severity                        | pattern                                        |
-|-----------------------------|---------------------------------|------------------------------------------------|
-| unlimited_approval          | high (medium: trusted spender)  | approve/increaseAllowance of ≥ 2^255 or 2^256−1 |
-| token_approval              | medium (low: trusted spender)   | any non-zero ERC-20 approve / increaseAllowance|
-| nft_approval                | medium                          | ERC-721 approve(to, tokenId) on a known NFT    |
-| approval_for_all            | high (medium: known marketplace)| setApprovalForAll(operator, true)              |
-| operator_unknown            | high                            | … and the operator is no known marketplace     |
-| spender_is_eoa              | high                            | spender/operator has no code (chain facts)     |
-| transfer_to_token_contract  | high                            | transfer(to = the token itself): tokens lost   |
-| ownership_transfer          | high                            | transferOwnership(newOwner)                    |
-| ownership_renounce          | high                            | renounceOwnership()                            |
-| proxy_upgrade               | high                            | upgradeTo / upgradeToAndCall (EIP-1967 / UUPS) |
-| safe_delegatecall           | critical (medium: MultiSend)    | Safe execTransaction with operation = 1        |
-| native_value_unknown_call   | high                            | ETH sent with calldata no ABI explains         |
-| native_value_to_token       | high                            | plain ETH to a token contract (no payable path)|
-| native_value_to_nonpayable  | medium                          | ETH sent with a call the ABI says is not payable|
-| unknown_selector            | medium                          | calldata with an unknown selector, no value    |
-| contract_creation           | medium                          | deploys code that is not analysed              |
-| trailing_calldata           | low                             | bytes after the ABI-encoded arguments          |
-
-Selectors are matched through the decoded canonical signature (see the Solidity ABI spec).
+| code                          | severity                          | pattern                                            |
+|-------------------------------|-----------------------------------|----------------------------------------------------|
+| unlimited_approval            | high (medium: trusted spender)    | approve/increaseAllowance ≥ 2^255; Permit2 = 2^160−1 |
+| large_approval                | high (medium: trusted spender)    | allowance ≥ 2^96 base units but not unlimited      |
+| token_approval                | medium (low: trusted spender)     | any non-zero ERC-20 / Permit2 allowance            |
+| spender_is_eoa                | high                              | spender/operator has no code (chain facts)         |
+| spender_unknown               | medium                            | spender not trusted, not known, not shown to be an EOA |
+| far_future_expiration         | medium                            | Permit2 allowance expiring at 2^48−1 (never)       |
+| nft_approval                  | medium                            | ERC-721 approve(to, tokenId) on a known NFT        |
+| approval_for_all              | high (medium: known marketplace)  | setApprovalForAll(operator, true)                  |
+| operator_unknown              | high                              | … and the operator is no known marketplace         |
+| transfer_to_token_contract    | high                              | transfer/transferFrom to the token itself          |
+| zero_value_transfer           | high (medium: sent by the owner)  | transferFrom(from, to, 0): address poisoning       |
+| address_poisoning_lookalike   | high                              | recipient shares first/last 4 hex chars with a known counterparty |
+| swap_recipient_not_sender     | medium                            | swap / sweep / unwrap output to someone else       |
+| ownership_transfer            | high                              | transferOwnership(newOwner)                        |
+| ownership_renounce            | high                              | renounceOwnership()                                |
+| proxy_upgrade                 | high                              | upgradeTo / upgradeToAndCall / ProxyAdmin upgrade  |
+| proxy_admin_change            | high                              | changeAdmin / changeProxyAdmin                     |
+| safe_delegatecall             | critical (medium: MultiSend)      | Safe execTransaction or MultiSend entry, operation 1 |
+| safe_module_enabled           | high                              | Safe enableModule                                  |
+| safe_guard_changed            | high                              | Safe setGuard                                      |
+| safe_fallback_handler_changed | high                              | Safe setFallbackHandler                            |
+| safe_owner_change             | high                              | Safe add/remove/swap owner                         |
+| safe_threshold_change         | medium (high: threshold ≤ 1)      | Safe changeThreshold                               |
+| native_value_unknown_call     | high                              | ETH sent with calldata no ABI explains             |
+| misleading_function_name      | high with ETH (low without)       | claim/securityUpdate/… name on an unverified target |
+| native_value_to_token         | high                              | plain ETH to a token contract (no payable path)    |
+| native_value_to_nonpayable    | medium                            | ETH sent with a call the ABI says is not payable   |
+| eip7702_authorization         | critical (high: trusted delegate) | type-4 authorizationList entry (EIP-7702)          |
+| denylisted_address            | critical                          | an address on the policy's deny list is involved   |
+| nested_call_not_decoded       | medium                            | an inner call / batch that does not decode         |
+| nested_calls_truncated        | medium                            | more inner calls than the decoding budget          |
+| router_command_not_decoded    | low                               | a Universal Router command left undecoded          |
+| unknown_selector              | medium                            | calldata with an unknown selector, no value        |
+| contract_creation             | medium                            | deploys code that is not analysed                  |
+| trailing_calldata             | low                               | bytes after the ABI-encoded arguments              |
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
-from ..evm.calls import CallAnalysis
-from ..evm.chain import ChainFacts, NoChainFacts
-from ..evm.registry import AbiRegistry
-from ..evm.tx import Transaction
-from ..evm.units import format_eth, format_units
+from ..evm.units import format_eth
+from . import approvals, transfers
+from .admin import ADMIN_RULES
+from .batch_rules import (authorization_findings, command_findings, deny_list_findings, inner_call_findings,
+                          misleading_name_findings, nesting_findings)
+from .context import UNLIMITED_THRESHOLD, PolicyLists, RuleContext
 from .findings import Finding, Severity
 
-__all__ = ["RuleContext", "evaluate", "UNLIMITED_THRESHOLD"]
-
-# Amounts at or above 2^255 are "unlimited" in practice (some dapps approve 2^255 or 2^256−2).
-UNLIMITED_THRESHOLD = 2**255
-
-
-@dataclass
-class RuleContext:
-    """Everything a rule may read, plus what it learned (facts consulted / unknown)."""
-
-    tx: Transaction
-    call: CallAnalysis
-    registry: AbiRegistry
-    chain: ChainFacts = field(default_factory=NoChainFacts)
-    facts_consulted: list[dict] = field(default_factory=list)
-    facts_unknown: list[str] = field(default_factory=list)
-
-    def has_role(self, address: str, role: str) -> bool:
-        known = self.registry.known(self.tx.chain_id, address)
-        return bool(known and role in known.roles)
-
-    def label(self, address: str) -> str:
-        known = self.registry.known(self.tx.chain_id, address)
-        return f"{address} ({known.label})" if known else address
-
-    def is_eoa(self, address: str) -> bool | None:
-        """True/False from chain facts, None (and noted as unknown) when no fact is available."""
-        code = self.chain.code(self.tx.chain_id, address)
-        if code is None:
-            self.facts_unknown.append(f"whether {address} is a contract (eth_getCode)")
-            return None
-        self.facts_consulted.append({"fact": "eth_getCode", "address": address, "source": self.chain.source,
-                                     "has_code": bool(code)})
-        return not code
-
-    def token_symbol(self) -> str:
-        known = self.registry.known(self.tx.chain_id, self.tx.to)
-        return known.symbol if known and known.symbol else "tokens"
-
-    def token_amount(self, amount: int) -> str:
-        known = self.registry.known(self.tx.chain_id, self.tx.to)
-        if amount >= UNLIMITED_THRESHOLD:
-            return "unlimited"
-        if known and known.decimals is not None and known.symbol:
-            return f"{format_units(amount, known.decimals)} {known.symbol}"
-        return f"{amount} base units"
-
+__all__ = ["RuleContext", "PolicyLists", "evaluate", "UNLIMITED_THRESHOLD", "RULES_BY_SIGNATURE"]
 
 Rule = Callable[[RuleContext], list[Finding]]
-
-
-def _spender_findings(ctx: RuleContext, spender: str, role: str) -> list[Finding]:
-    if ctx.is_eoa(spender):
-        return [Finding("spender_is_eoa", Severity.HIGH,
-                        f"The {role} {spender} is an externally owned account (no code): approvals are "
-                        "normally granted to contracts, a personal address is typical of drainers.",
-                        {role: spender})]
-    return []
-
-
-def _erc20_allowance(ctx: RuleContext, spender: str, amount: int, method: str) -> list[Finding]:
-    token = ctx.tx.to
-    trusted = ctx.has_role(spender, "trusted_spender")
-    evidence = {"token": ctx.label(token), "spender": spender, "amount": str(amount), "method": method}
-    findings: list[Finding] = []
-    if amount >= UNLIMITED_THRESHOLD:
-        findings.append(Finding(
-            "unlimited_approval", Severity.MEDIUM if trusted else Severity.HIGH,
-            f"Grants {ctx.label(spender)} an UNLIMITED allowance: it can move ALL of the sender's "
-            f"{ctx.token_symbol()} at any time, now or later, until the approval is revoked.", evidence))
-    findings.append(Finding(
-        "token_approval", Severity.LOW if trusted else Severity.MEDIUM,
-        f"{method} lets {ctx.label(spender)} spend {ctx.token_amount(amount)} of token {ctx.label(token)}.",
-        evidence))
-    return findings + _spender_findings(ctx, spender, "spender")
-
-
-def _approve(ctx: RuleContext) -> list[Finding]:
-    spender, amount = ctx.call.decoded.values
-    amount = int(amount)
-    if ctx.has_role(ctx.tx.to, "nft"):
-        return [Finding("nft_approval", Severity.MEDIUM,
-                        f"Lets {spender} transfer NFT #{amount} of {ctx.label(ctx.tx.to)}.",
-                        {"collection": ctx.tx.to, "approved": spender, "token_id": str(amount)})]
-    if amount == 0:
-        return []  # a revocation
-    return _erc20_allowance(ctx, spender, amount, "approve")
-
-
-def _increase_allowance(ctx: RuleContext) -> list[Finding]:
-    spender, added = ctx.call.decoded.values
-    return _erc20_allowance(ctx, spender, int(added), "increaseAllowance")
-
-
-def _set_approval_for_all(ctx: RuleContext) -> list[Finding]:
-    operator, approved = ctx.call.decoded.values
-    if not approved:
-        return []
-    known_market = ctx.has_role(operator, "marketplace_operator")
-    evidence = {"collection": ctx.label(ctx.tx.to), "operator": operator}
-    findings = [Finding(
-        "approval_for_all", Severity.MEDIUM if known_market else Severity.HIGH,
-        f"Lets {ctx.label(operator)} transfer EVERY token of {ctx.label(ctx.tx.to)} the sender owns, now and "
-        "in future, until revoked.", evidence)]
-    if not known_market:
-        findings.append(Finding("operator_unknown", Severity.HIGH,
-                                f"The operator {operator} is not a known marketplace or conduit.", evidence))
-    return findings + _spender_findings(ctx, operator, "operator")
-
-
-def _transfer(ctx: RuleContext) -> list[Finding]:
-    to = ctx.call.decoded.values[0]
-    if ctx.tx.to and to.lower() == ctx.tx.to.lower():
-        return [Finding("transfer_to_token_contract", Severity.HIGH,
-                        "Sends the tokens to the token contract itself, where they are usually lost forever.",
-                        {"token": ctx.tx.to, "recipient": to})]
-    return []
-
-
-def _fixed(code: str, severity: Severity, message: str) -> Rule:
-    """A rule that always fires; ``message`` may use ``{contract}`` and ``{arg}`` (the first argument)."""
-    def rule(ctx: RuleContext) -> list[Finding]:
-        values = ctx.call.decoded.values
-        first = values[0] if values else None
-        evidence = {"contract": ctx.tx.to, **ctx.call.decoded.args}
-        return [Finding(code, severity, message.format(contract=ctx.label(ctx.tx.to), arg=first), evidence)]
-    return rule
-
-
-def _safe_exec(ctx: RuleContext) -> list[Finding]:
-    values = ctx.call.decoded.values  # positional: ABI names may differ
-    target, operation = values[0], int(values[3])
-    if operation != 1:
-        return []
-    multisend = ctx.has_role(target, "safe_multisend")
-    return [Finding(
-        "safe_delegatecall", Severity.MEDIUM if multisend else Severity.CRITICAL,
-        f"The Safe will DELEGATECALL {ctx.label(target)}: that code runs with the Safe's own storage and "
-        "can replace its owners, modules or implementation"
-        + (" (a known Safe MultiSend library)." if multisend else "; this is how the 2025 Bybit Safe was taken."),
-        {"safe": ctx.tx.to, "target": target, "operation": 1})]
-
-
-_BY_SIGNATURE: dict[str, Rule] = {
-    "approve(address,uint256)": _approve,
-    "increaseAllowance(address,uint256)": _increase_allowance,
-    "setApprovalForAll(address,bool)": _set_approval_for_all,
-    "transfer(address,uint256)": _transfer,
-    "transferOwnership(address)": _fixed(
-        "ownership_transfer", Severity.HIGH, "Hands ownership of {contract} to {arg}: the new owner gets every "
-        "admin power of the contract."),
-    "renounceOwnership()": _fixed(
-        "ownership_renounce", Severity.HIGH, "Gives up ownership of {contract} for good: no admin action will be "
-        "possible afterwards."),
-    "upgradeTo(address)": _fixed(
-        "proxy_upgrade", Severity.HIGH, "Replaces the implementation of proxy {contract} with {arg}: "
-        "all of its logic changes."),
-    "upgradeToAndCall(address,bytes)": _fixed(
-        "proxy_upgrade", Severity.HIGH, "Replaces the implementation of proxy {contract} with {arg} "
-        "and immediately calls it."),
-    "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)": _safe_exec,
+_V2_SWAPS = [
+    "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
+    "swapTokensForExactTokens(uint256,uint256,address[],address,uint256)",
+    "swapExactETHForTokens(uint256,address[],address,uint256)",
+    "swapTokensForExactETH(uint256,uint256,address[],address,uint256)",
+    "swapExactTokensForETH(uint256,uint256,address[],address,uint256)",
+    "swapETHForExactTokens(uint256,address[],address,uint256)",
+    "swapExactTokensForTokensSupportingFeeOnTransferTokens(uint256,uint256,address[],address,uint256)",
+    "swapExactETHForTokensSupportingFeeOnTransferTokens(uint256,address[],address,uint256)",
+    "swapExactTokensForETHSupportingFeeOnTransferTokens(uint256,uint256,address[],address,uint256)",
+]
+RULES_BY_SIGNATURE: dict[str, Rule] = {
+    "approve(address,uint256)": approvals.approve,
+    "increaseAllowance(address,uint256)": approvals.increase_allowance,
+    "setApprovalForAll(address,bool)": approvals.set_approval_for_all,
+    "approve(address,address,uint160,uint48)": approvals.permit2_approve,
+    "permit(address,((address,uint160,uint48,uint48),address,uint256),bytes)": approvals.permit2_permit,
+    "permit(address,((address,uint160,uint48,uint48)[],address,uint256),bytes)": approvals.permit2_permit,
+    "transfer(address,uint256)": transfers.transfer,
+    "transferFrom(address,address,uint256)": transfers.transfer_from,
+    **{signature: transfers.v2_swap for signature in _V2_SWAPS},
+    **ADMIN_RULES,
 }
+"""Canonical signature → rule over that call's ABI-ordered values."""
 
 
 def _shape_rules(ctx: RuleContext) -> list[Finding]:
@@ -238,11 +121,50 @@ def _shape_rules(ctx: RuleContext) -> list[Finding]:
     return []
 
 
-def evaluate(ctx: RuleContext) -> list[Finding]:
-    """Run every rule; findings sorted by severity (highest first), then code."""
-    findings = _shape_rules(ctx)
-    if ctx.call.decoded is not None:
-        rule = _BY_SIGNATURE.get(ctx.call.decoded.signature)
+def _addresses(ctx: RuleContext) -> list[str]:
+    """Every address the call touches: target, and address-typed arguments at the top level."""
+    out = [ctx.tx.to] if ctx.tx.to else []
+    decoded = ctx.call.decoded
+    if decoded is not None:
+        out += [v for v, t in zip(decoded.values, decoded.types.values()) if t == "address"]
+    for top in ctx.call.commands:
+        for cmd in top.walk():
+            out += [v for v in (cmd.decoded or {}).values() if isinstance(v, str) and len(v) == 42]
+    return out
+
+
+def _call_findings(ctx: RuleContext) -> list[Finding]:
+    findings = _shape_rules(ctx) + misleading_name_findings(ctx)
+    decoded = ctx.call.decoded
+    if decoded is not None:
+        rule = RULES_BY_SIGNATURE.get(decoded.signature)
         if rule:
             findings += rule(ctx)
-    return sorted(findings, key=lambda f: (-f.severity, f.code))
+        findings += nesting_findings(ctx) + command_findings(ctx)
+    findings += deny_list_findings(ctx, _addresses(ctx))
+    if ctx.path is not None:
+        findings = [f if f.path is not None else Finding(f.code, f.severity, f"[call {ctx.path}] {f.message}",
+                                                         f.evidence, ctx.path) for f in findings]
+    return findings
+
+
+def _walk(ctx: RuleContext) -> list[Finding]:
+    findings = _call_findings(ctx)
+    for inner in ctx.call.inner:
+        findings += inner_call_findings(ctx, inner)
+        if inner.call is not None:
+            findings += _walk(ctx.inner(inner.transaction(ctx.tx.chain_id), inner.call, inner.path))
+        else:
+            findings += [Finding(f.code, f.severity, f.message, f.evidence, inner.path)
+                         for f in deny_list_findings(ctx, [inner.spec.to])]
+    return findings
+
+
+def evaluate(ctx: RuleContext) -> list[Finding]:
+    """Run every rule on the transaction and on every inner call and router command.
+
+    Returns findings sorted by severity (highest first), then path (the transaction first), then
+    code. Facts consulted or unknown are appended to ``ctx.facts_consulted`` / ``ctx.facts_unknown``.
+    """
+    findings = _walk(ctx) + authorization_findings(ctx)
+    return sorted(findings, key=lambda f: (-f.severity, f.path or "", f.code))
