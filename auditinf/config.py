@@ -13,6 +13,7 @@
 | AUDITINF_KEK_FILE           | data.kek beside the signing key    | AES-256 key-encryption key (32 B, 0600)  |
 | AUDITINF_CHECKPOINT_EVERY_RECORDS | 1000                         | sign a checkpoint after this many records |
 | AUDITINF_CHECKPOINT_EVERY_S | 60                                 | … or this many seconds (heartbeat ≤ 600 s) |
+| AUDITINF_POLICY_POLL_S      | 2                                  | policy file change poll, s (0: SIGHUP only) |
 
 Relative paths resolve against the current working directory.
 """
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     kek_file: Path | None = None
     checkpoint_every_records: int = Field(1000, ge=1)
     checkpoint_every_s: float = Field(60.0, gt=0, le=600)
+    policy_poll_s: float = Field(2.0, ge=0, le=3600)
 
     @property
     def data_kek_file(self) -> Path:

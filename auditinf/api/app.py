@@ -29,6 +29,7 @@ from ..config import Settings
 from ..errors import AuditinfError, InputError, RequestTooLarge
 from ..jsonin import load_json
 from ..ledger import Ledger, load_signer
+from ..policy.reload import PolicyReloader
 from ..service import Service
 from . import ledger_routes
 from .models import Answer, MethodsAnswer, MethodsRequest, PublicKey, StoredRecord, TransactionRequest
@@ -59,6 +60,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                               "hash-chained ledger before it is returned.")
     app.state.service = service
     app.include_router(ledger_routes.router)
+    app.state.policy_reloader = reloader = PolicyReloader(service, poll_s=settings.policy_poll_s)  # SIGHUP + poll
+    app.router.on_startup.append(reloader.start)
+    app.router.on_shutdown.append(reloader.stop)
 
     @app.exception_handler(AuditinfError)
     async def _auditinf_error(_request: Request, exc: AuditinfError) -> JSONResponse:

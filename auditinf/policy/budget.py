@@ -53,7 +53,7 @@ class BudgetTracker:
                 query = select(RecordRow.seq, RecordRow.body).order_by(RecordRow.seq.desc()).limit(batch)
                 if upper is not None:
                     query = query.where(RecordRow.seq < upper)
-                with Session(ledger.engine) as session:
+                with Session(getattr(ledger, "read_engine", ledger.engine)) as session:
                     rows = session.exec(query).all()
                 for seq, body in rows:
                     record = json.loads(body)
