@@ -8,6 +8,7 @@
     │   ├── BadCalldata       calldata_too_short, abi_decode_error   (also ValueError)
     │   ├── BadAbi            invalid_abi                            (also ValueError)
     │   ├── BadBytecode       invalid_bytecode                       (also ValueError)
+    │   ├── BadTypedData      invalid_typed_data (EIP-712)           (also ValueError)
     │   ├── SecretInRequest   secret_in_request (422)
     │   ├── NotFound          not_found (404)
     │   └── RequestTooLarge   request_too_large (413)
@@ -36,6 +37,7 @@ __all__ = [
     "BadCalldata",
     "BadAbi",
     "BadBytecode",
+    "BadTypedData",
     "SecretInRequest",
     "NotFound",
     "RequestTooLarge",
@@ -93,6 +95,10 @@ class BadAbi(InputError, ValueError):
 
 class BadBytecode(InputError, ValueError):
     code = "invalid_bytecode"
+
+
+class BadTypedData(InputError, ValueError):
+    code = "invalid_typed_data"
 
 
 class SecretInRequest(InputError):

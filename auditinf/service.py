@@ -31,6 +31,7 @@ from .evm.chain import ChainFacts, NoChainFacts
 from .evm.hexdata import parse_hex
 from .evm.returns import return_values
 from .evm.tx import MAX_CALLDATA_BYTES, parse_counterparties
+from .evm.signing import is_signing_request
 from .evm.units import format_eth
 from .errors import BudgetExhausted
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
@@ -217,9 +218,13 @@ class Service:
         degraded, receipt, …}``. Raises :class:`InputError` subclasses (``invalid_hex``,
         ``calldata_too_short``, ``abi_decode_error``, ``secret_in_request``, …) for bad input and
         :class:`BudgetExhausted` (402) when the client's daily budget is spent. ``request_id``
-        (default: a new UUID) also picks the canary bucket.
+        (default: a new UUID) also picks the canary bucket. A signing request (``{method, params}``)
+        is answered by :func:`~auditinf.service_signing.analyse_signing`.
         """
         request_id = request_id or str(uuid.uuid4())
+        if is_signing_request(body):
+            from .service_signing import analyse_signing
+            return analyse_signing(self, kind, body, client_id, request_id)
         body = self._guard(kind, body, client_id)
         private_flag = _private_flag(body)
         tx = parse_transaction(body)

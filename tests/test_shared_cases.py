@@ -1,8 +1,7 @@
 """Every real-world case of tests/vectors/shared_cases (and ../shared/cases), by id.
 
 Expectations that rest on later work are listed in DEFERRED with the issue that builds them;
-the rest of each case is asserted here. Cases of kinds this slice does not cover at all
-(typed data, gateway faults, Merkle/checkpoint verification) are skipped with the reason.
+the rest of each case is asserted here. Cases of kinds not covered here are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -32,11 +31,13 @@ FLAG_CODES = {
     "ADDRESS_POISONING_LOOKALIKE": "address_poisoning_lookalike",
     "SWAP_RECIPIENT_NOT_SENDER": "swap_recipient_not_sender",
     "MISLEADING_FUNCTION_NAME": "misleading_function_name",
+    "PERMIT2_ALLOWANCE": "permit2_allowance",
+    "PERMIT_SIGNATURE": "permit_signature",
+    "FAR_EXPIRATION": "far_expiration",
 }
 # Expected keys/flags that later issues deliver (not asserted yet).
 DEFERRED: dict[str, str] = {}
 SKIP_KINDS = {
-    "typed_data": "issue 5: EIP-712 typed data",
     "ledger": "issue 3: C2SP signed-note checkpoints",
 }
 SEVERITY = ["none", "low", "medium", "high", "critical"]
@@ -195,6 +196,43 @@ def test_risk_02_control_revocation_not_flagged(client_for):
     body["data"] = body["data"][:-1] + "0"  # approved = false
     answer = client_for(case["input"]).post("/v1/risk", json=body).json()
     assert "approval_for_all" not in {f["code"] for f in answer["findings"]}
+
+
+def signing_body(case_input: dict) -> dict:
+    """A typed_data case's input as a wallet's JSON-RPC signing request."""
+    return {"method": case_input["method"], "params": [case_input["signer"], case_input["typed_data"]],
+            "chain_id": case_input.get("chain_id", case_input["typed_data"]["domain"].get("chainId", 1))}
+
+
+# expected key → where the answer's decoded typed data holds it
+TYPED_SUMMARY = {"token": "token", "spender": "spender", "owner": "owner", "amount": "amount", "value": "value",
+                 "expiration": "expiration", "deadline": "deadline", "sig_deadline": "sig_deadline"}
+
+
+@pytest.mark.parametrize("case_id", ids("typed_data"))
+def test_typed_data_case(case_id, client_for):
+    case = CASES[case_id]
+    inp, exp = case["input"], case["expected"]
+    response = client_for(inp).post("/v1/risk", json=signing_body(inp))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    decoded = answer["decoded"]
+    assert decoded["kind"] == "typed_data"
+    assert decoded["digest"] == exp["eip712_digest"]
+    if "recognised_as" in exp:
+        assert decoded["recognised_as"] == exp["recognised_as"]
+    if "verifying_contract" in exp:
+        assert norm(decoded["domain"]["verifyingContract"]) == norm(exp["verifying_contract"])
+    for key, have in TYPED_SUMMARY.items():
+        if key in exp:
+            assert norm(decoded["summary"][have]) == norm(exp[key]), key
+    for key in [k for k in exp if k.endswith("_display")]:
+        shown = [v for path, v in decoded["display"].items() if path.split(".")[-1] == key[:-len("_display")]]
+        assert shown and shown[0].startswith(exp[key].split(" ")[0]), key
+    check_flags(answer, exp)
+    record = client_for(inp).get(f"/v1/records/{answer['receipt']['seq']}").json()["body"]
+    assert record["analysis"]["decoded"]["digest"] == exp["eip712_digest"]
+    assert record["analysis"]["decoded"]["struct_hash"] == decoded["struct_hash"]
 
 
 @pytest.mark.parametrize("case_id", ids("service"))

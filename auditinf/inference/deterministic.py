@@ -41,12 +41,32 @@ def _tx_summary(facts: dict[str, Any]) -> str:
         text = f"Calls unknown function {call.get('selector')} on {target}{value}; no known ABI explains it."
     else:
         text = f"Calls {call.get('signature')} on {target}{value}."
+    return _short(text + _risk_text(facts), 300)
+
+
+def _signing_summary(facts: dict[str, Any]) -> str:
+    signing = facts.get("signing", {})
+    kind = signing.get("kind")
+    if kind == "typed_data":
+        text = f"Asks {facts.get('signer')} to sign EIP-712 typed data: {signing.get('recognised_as')}."
+    elif kind == "personal_message":
+        text = f"Asks {facts.get('signer')} to sign a {'text' if signing.get('is_text') else 'binary'} message " \
+               f"(personal_sign, {signing.get('bytes')} bytes)."
+    else:
+        text = f"Asks {facts.get('signer')} to sign {signing.get('bytes')} raw bytes blindly (eth_sign)."
+    return _short(text + _risk_text(facts), 300)
+
+
+def _signing_points(signing: dict[str, Any]) -> list[str]:
+    display = signing.get("display", {})
+    return [_short(f"{f['path']} = {display.get(f['path']) or f['value']}", 100) for f in signing.get("fields", [])]
+
+
+def _risk_text(facts: dict[str, Any]) -> str:
     level = facts.get("risk_level", "none")
-    if level != "none":
-        text += f" Risk level {level} ({facts.get('verdict')}): " + "; ".join(
-            f["code"] for f in facts.get("findings", []))
-        text += "."
-    return _short(text, 300)
+    if level == "none":
+        return ""
+    return f" Risk level {level} ({facts.get('verdict')}): " + "; ".join(f["code"] for f in facts.get("findings", [])) + "."
 
 
 def _methods_summary(facts: dict[str, Any]) -> str:
@@ -70,6 +90,10 @@ class DeterministicBackend:
             summary = _methods_summary(facts)
             points = [_short(m, 100) for m in facts.get("methods", [])[:3]]
             notes = [_short(m, 100) for m in facts.get("sensitive", [])[:3]]
+        elif "signing" in facts:
+            summary = _signing_summary(facts)
+            points = _signing_points(facts["signing"])[:3]
+            notes = [_short(f["message"], 100) for f in facts.get("findings", [])[:3]]
         else:
             summary = _tx_summary(facts)
             points = _arg_lines(facts.get("call", {}))[:3]

@@ -1,0 +1,68 @@
+"""``explain``/``risk`` for signing requests (``eth_signTypedData_v4``, ``personal_sign``, ``eth_sign``).
+
+The same four steps as for a transaction (see :mod:`auditinf.service`): refuse secrets, analyse
+deterministically (validate, hash with eth-account, recognise, rules), let the policy's model
+explain, commit the record, answer. The answer has the transaction answer's fields; ``decoded``
+describes what would be signed (see :meth:`SigningRequest.decoded`) and the record carries it
+whole, hashes included.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .evm.signing import parse_signing_request, secret_scan_view
+from .ledger import canonical_bytes, commit
+from .policy import data_class
+from .risk import risk_level, verdict
+from .risk.typed_rules import SigningContext, evaluate_signing
+
+if TYPE_CHECKING:
+    from .service import Service
+
+__all__ = ["analyse_signing"]
+
+
+def _private_flag(body: dict) -> bool:
+    from .service import _private_flag as flag  # one definition of the flag's validation
+    return flag(body)
+
+
+def analyse_signing(service: Service, kind: str, body: dict, client_id: str, request_id: str) -> dict:
+    """Answer ``explain``/``risk`` for a signing request ``{method, params, chain_id?, private?}``.
+
+    Returns the answer ``{request_id, verdict, risk_level, findings, decoded, unknown_facts,
+    explanation, model, attempts, degraded, input_commitment, receipt, …}``. Raises
+    :class:`~auditinf.errors.InputError` subclasses (``unsupported_method``,
+    ``invalid_typed_data``, ``invalid_address``, ``secret_in_request``, …).
+    """
+    service._guard(kind, secret_scan_view(body), client_id)
+    private_flag = _private_flag(body)
+    request = parse_signing_request(body)
+    reading = request.reading
+    ctx = SigningContext(request=request, reading=reading, registry=service.registry, chain=service.chain)
+    findings = evaluate_signing(ctx)
+    level, decision = risk_level(findings), verdict(findings)
+    typed = request.typed
+    addresses = [request.signer] + ([typed.verifying_contract] if typed and typed.verifying_contract else [])
+    dclass = data_class(service.policy, private_flag=private_flag, client_id=client_id, addresses=addresses)
+    decoded = request.decoded(reading)
+    findings_json = [f.to_dict() for f in findings]
+    facts: dict[str, Any] = {"kind": kind, "chain_id": ctx.chain_id, "signer": request.signer, "signing": decoded,
+                             "findings": findings_json, "verdict": decision, "risk_level": level,
+                             "unknown_facts": ctx.facts_unknown}
+    result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
+    private = dclass != "public"
+    provenance = [{"input": "signing_request", "source": "client"},
+                  {"input": "chain_facts", "source": service.chain.source, "consulted": ctx.facts_consulted}]
+    analysis = {
+        "verdict": decision, "risk_level": level, "analysed_at": ctx.now,
+        "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if private else findings_json,
+        "decoded": {"commitment": commit("auditinf/decoded/v1", canonical_bytes(decoded))[0]} if private else decoded,
+        "facts_unknown": [] if private else ctx.facts_unknown,
+    }
+    answer = service._conclude(kind=kind, client_id=client_id, dclass=dclass,
+                               normalised={"signing_request": request.to_dict()}, provenance=provenance,
+                               analysis=analysis, result=result)
+    return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
+            "unknown_facts": ctx.facts_unknown}
