@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .evm.signing import parse_signing_request, secret_scan_view
-from .ledger import canonical_bytes, commit
+from .ledger import canonical_bytes
+from .ledger.vault import PendingSeal
 from .policy import data_class
 from .risk import risk_level, verdict
 from .risk.typed_rules import SigningContext, evaluate_signing
@@ -52,17 +53,19 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
                              "findings": findings_json, "verdict": decision, "risk_level": level,
                              "unknown_facts": ctx.facts_unknown}
     result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
-    private = dclass != "public"
+    seal = PendingSeal(client_id) if dclass != "public" else None
     provenance = [{"input": "signing_request", "source": "client"},
                   {"input": "chain_facts", "source": service.chain.source, "consulted": ctx.facts_consulted}]
     analysis = {
         "verdict": decision, "risk_level": level, "analysed_at": ctx.now,
-        "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if private else findings_json,
-        "decoded": {"commitment": commit("auditinf/decoded/v1", canonical_bytes(decoded))[0]} if private else decoded,
-        "facts_unknown": [] if private else ctx.facts_unknown,
+        "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
+        "decoded": {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}
+        if seal else decoded,
+        "facts_unknown": [] if seal else ctx.facts_unknown,
     }
     answer = service._conclude(kind=kind, client_id=client_id, dclass=dclass,
                                normalised={"signing_request": request.to_dict()}, provenance=provenance,
-                               analysis=analysis, result=result)
+                               analysis=analysis, result=result, seal=seal,
+                               request_id=request_id, shadow=shadow)
     return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
             "unknown_facts": ctx.facts_unknown}
