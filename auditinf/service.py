@@ -29,6 +29,7 @@ from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, met
                   parse_abi, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
 from .evm.hexdata import parse_hex
+from .evm.proxy import proxy_report
 from .evm.returns import return_values
 from .evm.tx import MAX_CALLDATA_BYTES, parse_counterparties
 from .evm.signing import is_signing_request
@@ -288,7 +289,7 @@ class Service:
         has_abi, has_code = body.get("abi") is not None, body.get("bytecode") is not None
         if has_abi == has_code:
             raise InputError("give exactly one of 'abi' or 'bytecode'", code="invalid_request", field="abi")
-        decoded = decoded_return = None
+        decoded = decoded_return = proxy = None
         to = body.get("to")
         # validates chain_id, to and data whatever their use below
         tx = parse_transaction({"chain_id": body.get("chain_id", 1), "to": _ZERO_ADDRESS if to is None else to,
@@ -310,6 +311,7 @@ class Service:
                                  code="invalid_request", field="data")
             methods = methods_from_bytecode(body["bytecode"], self.registry)
             source = "bytecode"
+            proxy = proxy_report(body["bytecode"], self.registry, self.chain, tx.chain_id, to)
         signatures = [m["signature"] or f"{m['selector']}({m.get('arguments') or ''})" for m in methods]
         facts = {"kind": "methods", "source": source, "count": len(methods),
                  "state_changing": sum(m["state_mutability"] in ("nonpayable", "payable") for m in methods),
@@ -321,7 +323,7 @@ class Service:
                                      request_id=request_id)
         normalised = {"source": source, "input_sha256": _digest(body["abi"] if has_abi else body["bytecode"])}
         seal = PendingSeal(client_id) if dclass != "public" else None
-        analysis = {"methods": methods, "decoded": decoded}
+        analysis = {"methods": methods, "decoded": decoded, **({"proxy": proxy} if proxy else {})}
         if seal is not None:
             analysis = {"methods": {"commitment": seal.commit("analysis.methods", "auditinf/methods/v1",
                                                               canonical_bytes(methods))},
@@ -335,4 +337,6 @@ class Service:
             answer["decoded"] = decoded
         if decoded_return is not None:
             answer["decoded_return"] = decoded_return
+        if proxy is not None:
+            answer["proxy"] = proxy
         return answer

@@ -80,6 +80,9 @@ class MethodsAnswer(_Answered):
     source: str
     methods: list[dict[str, Any]]
     decoded: dict[str, Any] | None = None
+    proxy: dict[str, Any] | None = Field(
+        None, description="bytecode only: {standard: EIP-1167 | EIP-1967 | EIP-1967 beacon, implementation?, beacon?, "
+                          "implementation_methods?, unknown: [facts not available]}")
     decoded_return: dict[str, Any] | None = Field(
         None, description="{success, values, empty_return?, results?}: the return data decoded with the ABI outputs")
 

@@ -1,8 +1,10 @@
 """Runtime bytecode → methods, when no ABI is known (evmole).
 
 evmole recovers selectors, argument types and state mutability from the dispatcher and the
-function bodies. Names are resolved from the bundled ABIs by selector; a selector several bundled
-signatures share is reported with every candidate (never a silent pick).
+function bodies. Names are resolved from the bundled ABIs and the bundled selector table
+(:mod:`.selectors`) by selector: a name is given only when exactly one known signature has this
+selector and evmole's argument types; every signature with the selector is listed in
+``candidates``, those matching the argument types first (never a silent pick).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import evmole
 from ..errors import BadBytecode
 from .hexdata import parse_hex
 from .registry import AbiRegistry
+from .selectors import selector_table
 
 __all__ = ["methods_from_bytecode", "MAX_BYTECODE_BYTES"]
 
@@ -53,18 +56,20 @@ def methods_from_bytecode(code_hex: str, registry: AbiRegistry) -> list[dict]:
     functions = info.functions or []
     if len(functions) > MAX_METHODS:
         raise BadBytecode(f"bytecode dispatches {len(functions)} selectors, more than {MAX_METHODS}", field="bytecode")
+    table = selector_table(registry)
     methods = []
     for fn in sorted(functions, key=lambda f: f.selector):
         selector = "0x" + fn.selector
-        known = [f for _, f in registry.functions_with_selector(selector)]
-        matching = [f for f in known if ",".join(f.input_types) == fn.arguments]
+        known = table.lookup(selector)
+        matching = [e for e in known if ",".join(e.types) == fn.arguments]
         chosen = matching[0] if len(matching) == 1 else None
+        ranked = matching + [e for e in known if e not in matching]
         methods.append({
             "selector": selector,
             "arguments": fn.arguments,
             "state_mutability": fn.state_mutability,
             "name": chosen.name if chosen else None,
             "signature": chosen.signature if chosen else None,
-            "candidates": [f.signature for f in known],
+            "candidates": [e.signature for e in ranked],
         })
     return methods

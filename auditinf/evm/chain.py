@@ -18,6 +18,9 @@ class ChainFacts(Protocol):
     def code(self, chain_id: int, address: str) -> bytes | None:
         """Runtime code at ``address`` (``b""`` for an EOA), or ``None`` when unknown."""
 
+    # Optional (read with getattr): ``storage(chain_id, address, slot) -> bytes | None`` — the
+    # 32-byte word at ``slot`` (eth_getStorageAt), used for EIP-1967 proxy slots.
+
 
 class NoChainFacts:
     """No chain access: every fact is unknown."""
@@ -31,10 +34,19 @@ class NoChainFacts:
 class StaticChainFacts:
     """Facts given up front: ``{address: "0x…code"}`` (``"0x"`` = EOA) for one chain."""
 
-    def __init__(self, chain_id: int, codes: dict[str, str], source: str = "static") -> None:
+    def __init__(self, chain_id: int, codes: dict[str, str], source: str = "static",
+                 storage: dict[tuple[str, int], str] | None = None) -> None:
         self.chain_id = chain_id
         self.source = source
         self._codes = {a.lower(): bytes.fromhex(c[2:] if c.startswith("0x") else c) for a, c in codes.items()}
+        self._storage = {(a.lower(), slot): bytes.fromhex(v[2:] if v.startswith("0x") else v).rjust(32, b"\x00")
+                         for (a, slot), v in (storage or {}).items()}
+
+    def storage(self, chain_id: int, address: str, slot: int) -> bytes | None:
+        """The 32-byte word given for ``(address, slot)``, or ``None`` when not given."""
+        if chain_id != self.chain_id:
+            return None
+        return self._storage.get((address.lower(), slot))
 
     def code(self, chain_id: int, address: str) -> bytes | None:
         if chain_id != self.chain_id:

@@ -34,6 +34,8 @@ _SECRET_PARTS = ("privatekey", "privkey", "secretkey", "mnemonic", "seedphrase",
                  "walletpassword")  # anywhere in a field name
 # Fields whose strings are hex data by contract (calldata, code): long hex runs are expected there.
 _HEX_FIELDS = {"data", "bytecode"}
+# EIP-7702 authorisation signature parts (r, s): public 32-byte values by construction, not keys
+_SIGNATURE_PARTS = re.compile(r"\$\.authorizationList\[\d+\]\.(r|s)")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")  # splits camelCase and snake_case alike
 _MIN_PHRASE = 12
 
@@ -104,6 +106,8 @@ def find_secret(body: Any) -> SecretHit | None:
             if _has_phrase(" ".join(w for w in words if isinstance(w, str))):
                 return SecretHit(field, "bip39_mnemonic")
         elif isinstance(node, str):
+            if _SIGNATURE_PARTS.fullmatch(path):
+                continue
             if top in _HEX_FIELDS:
                 if path in ("$.data", "$.bytecode") and _HEX_KEY.match(node.strip()):
                     # exactly 32 bytes is never a well-formed call (selector + 32·k bytes): a pasted key
