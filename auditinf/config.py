@@ -14,6 +14,11 @@
 | AUDITINF_CHECKPOINT_EVERY_RECORDS | 1000                         | sign a checkpoint after this many records |
 | AUDITINF_CHECKPOINT_EVERY_S | 60                                 | … or this many seconds (heartbeat ≤ 600 s) |
 | AUDITINF_POLICY_POLL_S      | 2                                  | policy file change poll, s (0: SIGHUP only) |
+| AUDITINF_LOCAL_QUEUE_SIZE   | 8                                  | local model requests waiting; full → 503 |
+| AUDITINF_WARM_LOCAL_MODELS  | true                               | load local models at start-up            |
+| AUDITINF_LOG_LEVEL          | INFO                               | JSON log level of auditinf's loggers     |
+| AUDITINF_JOBS_MAX           | 1000                               | async job table size                     |
+| AUDITINF_JOB_TTL_S          | 3600                               | seconds a finished job is kept           |
 
 Relative paths resolve against the current working directory.
 """
@@ -54,6 +59,12 @@ class Settings(BaseSettings):
     checkpoint_every_records: int = Field(1000, ge=1)
     checkpoint_every_s: float = Field(60.0, gt=0, le=600)
     policy_poll_s: float = Field(2.0, ge=0, le=3600)
+    local_queue_size: int = Field(8, ge=1, le=10_000)
+    warm_local_models: bool = True
+    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error)$")
+    jobs_max: int = Field(1000, ge=1)
+    job_ttl_s: float = Field(3600.0, gt=0)
+    job_workers: int = Field(2, ge=1, le=64)
 
     @property
     def data_kek_file(self) -> Path:

@@ -12,6 +12,7 @@
     │   ├── SecretInRequest   secret_in_request (422)
     │   ├── NotFound          not_found (404)
     │   └── RequestTooLarge   request_too_large (413)
+    ├── Overloaded            queue_full (503 + Retry-After): the local model's queue is full
     ├── PolicyError           invalid_policy: a policy file fails its schema or its invariants
     ├── BudgetExhausted       budget_exhausted (402): the client's daily spend limit is reached
     ├── InferenceError        one model attempt failed; the router records it and moves on
@@ -41,6 +42,7 @@ __all__ = [
     "SecretInRequest",
     "NotFound",
     "RequestTooLarge",
+    "Overloaded",
     "PolicyError",
     "BudgetExhausted",
     "InferenceError",
@@ -113,6 +115,17 @@ class NotFound(InputError):
 class RequestTooLarge(InputError):
     code = "request_too_large"
     http_status = 413
+
+
+class Overloaded(AuditinfError):
+    """Refused before any work because a bounded queue is full; retry after ``retry_after_s`` s."""
+
+    code = "queue_full"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = max(1, int(retry_after_s))
 
 
 class PolicyError(AuditinfError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from functools import lru_cache
 from importlib.metadata import version
 from typing import Any, Callable
@@ -40,6 +39,7 @@ from .inference.breaker import Breakers
 from .inference.rollout import ShadowRunner, choose_version
 from .inference.router import Candidate
 from .ledger import Ledger, canonical_bytes, commit
+from .obs.context import current_request_id, current_stream, notify_analysis
 from .ledger.kek import load_or_create_kek
 from .ledger.vault import PendingSeal, Vault
 from .policy import ModelSpec, Policy, data_class, find_secret, load_policy, secret_refusal
@@ -127,8 +127,9 @@ class Service:
             chosen, canary_of = choose_version(policy, spec, request_id)
             candidates.append(Candidate(self.backend(chosen.name), chosen, canary_of))
         prompt = build_prompt(kind, facts)
+        notify_analysis(facts, dclass)  # a streaming request sends the rules' analysis before any model runs
         result = route(prompt, candidates=candidates, data_class=dclass, policy=policy, risk_level=level,
-                       breakers=self.breakers)
+                       breakers=self.breakers, stream=current_stream())
         shadows = policy.shadows(result.answered_by) if dclass == "public" and result.answered_by else []
         if not shadows:
             return result, None
@@ -155,7 +156,7 @@ class Service:
         if hit:
             error = secret_refusal(hit)
             self.ledger.append({
-                "kind": "refusal", "request_kind": kind, "request_id": str(uuid.uuid4()), "client_id": client_id,
+                "kind": "refusal", "request_kind": kind, "request_id": current_request_id(), "client_id": client_id,
                 "data_class": "secret", "policy": self.policy.identity(),
                 "refusal": {"code": error.code, "field": error.field},
             })
@@ -222,7 +223,7 @@ class Service:
         (default: a new UUID) also picks the canary bucket. A signing request (``{method, params}``)
         is answered by :func:`~auditinf.service_signing.analyse_signing`.
         """
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or current_request_id()
         if is_signing_request(body):
             from .service_signing import analyse_signing
             return analyse_signing(self, kind, body, client_id, request_id)
@@ -283,7 +284,7 @@ class Service:
         exactly one of ``abi``/``bytecode`` is given; ``invalid_abi``/``invalid_bytecode``;
         ``budget_exhausted`` (402).
         """
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or current_request_id()
         body = self._guard("methods", body, client_id)
         private_flag = _private_flag(body)
         has_abi, has_code = body.get("abi") is not None, body.get("bytecode") is not None

@@ -66,15 +66,42 @@ def make_service(tmp_path: Path, ledger: Ledger):
     """Build a Service over the test ledger with a policy written for the test."""
 
     def make(*, public=("deterministic",), private=("deterministic",), hosted_url=None, hosted=None, local=None,
-             retries=None, chain=None, api_key=None, extra=None) -> Service:
+             retries=None, chain=None, api_key=None, extra=None, settings: dict | None = None) -> Service:
         policy_file = write_policy(tmp_path / f"policy-{os.urandom(3).hex()}.json", public=list(public),
                                    private=list(private), hosted=hosted, local=local, retries=retries, extra=extra)
         settings = Settings(ledger_url=ledger.url, key_file=tmp_path / "keys" / "signing.key", policy=policy_file,
                             hosted_base_url=hosted_url, hosted_model="fault-model" if hosted_url else None,
-                            hosted_api_key=api_key)
+                            hosted_api_key=api_key, **(settings or {}))
         return Service(settings, ledger, policy=load_policy(policy_file), registry=default_registry(), chain=chain)
 
     return make
+
+
+@pytest.fixture
+def fake_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``install(**kw) -> FakeLlamaFactory``: the local worker loads a fake model (see
+    tests/fakes/fake_llama.py); route a policy model to it with ``local={"path": str(factory.path)}``.
+    Workers are stopped (and held gates released) after the test."""
+    from auditinf.inference import local
+
+    from .fakes.fake_llama import FakeLlamaFactory
+
+    gguf = tmp_path / "fake-model.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00 fake")
+    factories: list[FakeLlamaFactory] = []
+
+    def install(**kw) -> FakeLlamaFactory:
+        factory = FakeLlamaFactory(**kw)
+        factory.path = gguf
+        factories.append(factory)
+        monkeypatch.setattr(local, "load_llama", factory)
+        return factory
+
+    yield install
+    for factory in factories:
+        factory.release_load()
+        factory.release_generation()
+    local.shutdown_workers()
 
 
 @pytest.fixture

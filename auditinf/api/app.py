@@ -1,43 +1,55 @@
 """The HTTP API (FastAPI). Thin: read and bound the body, delegate to :class:`~auditinf.service.Service`.
 
-Endpoints (JSON in, JSON out; errors are ``{"error": {"code", "message"[, "field"]}}`` with a 4xx):
+Endpoints (JSON in, JSON out; errors are ``{"error": {"code", "message"[, "field"]}}`` with a 4xx,
+or 503 with ``Retry-After`` when a queue is full):
 
 - ``POST /v1/explain`` — what a transaction does; ``POST /v1/risk`` — pre-signing risk summary.
   Body :class:`~auditinf.api.models.TransactionRequest`; answer :class:`~auditinf.api.models.Answer`.
+  ``?stream=true`` answers as Server-Sent Events (:mod:`.stream`).
 - ``POST /v1/methods`` — ABI method extraction from an ABI or runtime bytecode.
+- ``POST /v1/jobs``, ``GET /v1/jobs/{id}`` — the same requests as background jobs (:mod:`.jobs`).
 - ``GET /v1/records/{seq}`` — a stored audit record (body, leaf hash, signature, key id).
 - ``GET /v1/pubkey`` — the verifier key auditors use with ``auditinf verify``.
 - ``GET /v1/checkpoints/latest|{size}``, ``GET /v1/records/{seq}/proof``, ``GET /v1/consistency`` —
   signed checkpoints and Merkle proofs (:mod:`auditinf.api.ledger_routes`).
-- ``GET /healthz`` — process up.
+- ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` — liveness, readiness, Prometheus (:mod:`.health`).
 
-The optional ``X-Client-Id`` header names the client in the record (default ``anonymous``).
+The optional ``X-Client-Id`` header names the client in the record (default ``anonymous``);
+``X-Request-Id`` is accepted and always returned (:mod:`.observe`).
 """
 
 
 import base64
 import json
 import logging
-from typing import Annotated, Any
+import os
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, AsyncIterator, Callable
 
-from fastapi import Depends, FastAPI, Header, Path, Request
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings
-from ..errors import AuditinfError, InputError, RequestTooLarge
-from ..jsonin import load_json
+from ..errors import AuditinfError, InputError, Overloaded
 from ..ledger import Ledger, load_signer
+from ..obs.context import current_request
+from ..obs.logs import register_secret
+from ..obs.metrics import Metrics
 from ..policy.reload import PolicyReloader
 from ..service import Service
-from . import ledger_routes
+from . import health, jobs, ledger_routes
+from .admission import admit
+from .deps import Body, ClientId
 from .models import Answer, MethodsAnswer, MethodsRequest, PublicKey, StoredRecord, TransactionRequest
+from .observe import ObservabilityMiddleware
+from .stream import stream_answer
 
 __all__ = ["create_app", "build_service"]
 
 log = logging.getLogger("auditinf.api")
-_CLIENT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
 
 def build_service(settings: Settings) -> Service:
@@ -51,22 +63,75 @@ def _body_doc(model: type) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
+def _register_secrets(service: Service) -> None:
+    """Hosted API keys (settings, or the environment variable a policy model names) never appear
+    in a log line."""
+    for spec in service.policy.models.values():
+        if spec.backend == "hosted" and spec.options.get("api_key_env"):
+            register_secret(os.environ.get(spec.options["api_key_env"]))
+    if service.settings.hosted_api_key is not None:
+        register_secret(service.settings.hosted_api_key.get_secret_value())
+
+
+def _wire_metrics(service: Service, metrics: Metrics, job_table: jobs.JobTable) -> None:
+    def local_models():
+        for name, backend in health.local_backends(service):
+            worker = backend.worker
+            if worker is not None:
+                yield name, worker.state, worker.depth, worker.queue_size
+
+    def circuits() -> dict[str, str]:
+        breakers = getattr(service, "breakers", None)  # the router's per-backend circuit breakers
+        return breakers.states() if breakers is not None else {}
+
+    metrics.state.local_models = local_models
+    metrics.state.circuits = circuits
+    metrics.state.jobs = job_table.counts
+    metrics.instrument_ledger(service.ledger)
+
+
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
-    """Build the FastAPI app around ``service`` (built from ``settings`` when not given)."""
+    """Build the FastAPI app around ``service`` (built from ``settings`` when not given).
+
+    Each app has its own metrics registry and job table. On start-up (ASGI lifespan) the local
+    models the policy routes to begin loading in the background (``/readyz`` is 503 until they
+    are loaded), unless ``settings.warm_local_models`` is false.
+    """
     settings = settings or Settings()
     service = service or build_service(settings)
-    app = FastAPI(title="auditinf", version="0.1.0",
+    metrics = Metrics()
+    job_table = jobs.make_job_table(service, settings, metrics)
+    reloader = PolicyReloader(service, poll_s=settings.policy_poll_s)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        reloader.start()
+        if settings.warm_local_models:
+            for _name, backend in health.local_backends(service):
+                backend.start_loading()
+        yield
+        reloader.stop()
+        job_table.shutdown()
+
+    app = FastAPI(title="auditinf", version="0.1.0", lifespan=lifespan,
                   description="Auditable inference for Web3 wallets and agents: every answer is signed into a "
                               "hash-chained ledger before it is returned.")
-    app.state.service = service
+    app.state.service, app.state.settings, app.state.metrics, app.state.jobs = service, settings, metrics, job_table
+    app.state.policy_reloader = reloader  # SIGHUP + file poll
     app.include_router(ledger_routes.router)
-    app.state.policy_reloader = reloader = PolicyReloader(service, poll_s=settings.policy_poll_s)  # SIGHUP + poll
-    app.router.on_startup.append(reloader.start)
-    app.router.on_shutdown.append(reloader.stop)
+    _register_secrets(service)
+    _wire_metrics(service, metrics, job_table)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
     @app.exception_handler(AuditinfError)
     async def _auditinf_error(_request: Request, exc: AuditinfError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+        ctx = current_request()
+        if ctx is not None:
+            ctx.extra["error_code"] = exc.code
+            if exc.code == "secret_in_request":
+                ctx.data_class = "secret"
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Overloaded) else None
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -87,40 +152,45 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         log.error("unhandled %s", type(exc).__name__)  # no message: it could carry request content
         return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
 
-    async def json_body(request: Request) -> Any:
-        limit = settings.max_body_bytes
-        too_large = RequestTooLarge(f"request body over {limit} bytes")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise too_large  # refused before reading a byte
-        chunks, size = [], 0
-        async for chunk in request.stream():  # chunked uploads: stop at the limit, never buffer more
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-        return load_json(b"".join(chunks))
+    def observe(kind: str, answer: dict) -> None:
+        ctx = current_request()
+        if ctx is not None:
+            ctx.data_class = answer.get("data_class")
+            ctx.extra.update(seq=answer["receipt"]["seq"], degraded=answer.get("degraded"),
+                             answered_by=answer.get("model", {}).get("backend"))
+        metrics.observe_answer(kind, answer)
 
-    Body = Annotated[Any, Depends(json_body)]
-    ClientId = Annotated[str, Header(alias="X-Client-Id", pattern=_CLIENT_ID)]
+    async def answer(kind: str, run: Callable[[Any, str], dict], body: Any, client_id: str, stream: bool = False):
+        ctx = current_request()
+        if ctx is not None:
+            ctx.kind = kind
+        admit(service, kind, metrics)  # 503 queue_full before any work
+        if stream:
+            return await stream_answer(lambda: run(body, client_id), lambda a: observe(kind, a))
+        result = await run_in_threadpool(run, body, client_id)
+        observe(kind, result)
+        return result
+
+    Stream = Annotated[bool, Query(description="answer as Server-Sent Events (analysis, token…, final)")]
 
     @app.post("/v1/explain", response_model=Answer, openapi_extra=_body_doc(TransactionRequest),
-              responses={422: {"description": "typed input error"}})
-    def explain(body: Body, client_id: ClientId = "anonymous") -> dict:
-        """Explain what a transaction does. The record is committed before this returns."""
-        return service.explain(body, client_id)
+              responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
+    async def explain(body: Body, client_id: ClientId = "anonymous", stream: Stream = False) -> Any:
+        """Explain what a transaction does. The record is committed before this returns (or, with
+        ``stream=true``, before the final event)."""
+        return await answer("explain", service.explain, body, client_id, stream)
 
     @app.post("/v1/risk", response_model=Answer, openapi_extra=_body_doc(TransactionRequest),
-              responses={422: {"description": "typed input error"}})
-    def risk(body: Body, client_id: ClientId = "anonymous") -> dict:
+              responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
+    async def risk(body: Body, client_id: ClientId = "anonymous", stream: Stream = False) -> Any:
         """Pre-signing risk summary: verdict, risk level and findings from the rules, explained."""
-        return service.risk(body, client_id)
+        return await answer("risk", service.risk, body, client_id, stream)
 
     @app.post("/v1/methods", response_model=MethodsAnswer, openapi_extra=_body_doc(MethodsRequest),
-              responses={422: {"description": "typed input error"}})
-    def methods(body: Body, client_id: ClientId = "anonymous") -> dict:
+              responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
+    async def methods(body: Body, client_id: ClientId = "anonymous") -> Any:
         """ABI method extraction from a JSON ABI, or from runtime bytecode when no ABI is known."""
-        return service.methods(body, client_id)
+        return await answer("methods", service.methods, body, client_id)
 
     @app.get("/v1/records/{seq}", response_model=StoredRecord, responses={404: {"description": "no such record"}})
     def record(seq: Annotated[int, Path(ge=0, le=2**63 - 1)]) -> dict:
@@ -136,10 +206,6 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         verifier = service.ledger.signer.verifier
         return {"kid": verifier.kid, "name": verifier.name, "verifier_key": verifier.verifier_key}
 
-    @app.head("/healthz", include_in_schema=False)
-    @app.get("/healthz")
-    async def healthz() -> dict:  # async: answered on the event loop even when the worker pool is busy
-        """Liveness: the process is up."""
-        return {"status": "ok"}
-
+    app.include_router(health.router)
+    app.include_router(jobs.router)
     return app

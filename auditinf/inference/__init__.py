@@ -22,7 +22,7 @@ __all__ = ["ANSWER_SCHEMA", "Backend", "ModelAnswer", "Prompt", "StreamSink", "p
 def make_backend(spec: ModelSpec, settings: Settings) -> Backend:
     """Instantiate the backend a policy model names, with settings filling what the policy omits."""
     if spec.backend == "local":
-        return LocalBackend(spec.name, spec.options, settings.local_model_path)
+        return LocalBackend(spec.name, spec.options, settings.local_model_path, settings.local_queue_size)
     if spec.backend == "hosted":
         env_key = spec.options.get("api_key_env")
         key = os.environ.get(env_key) if env_key else (
