@@ -116,10 +116,10 @@ class Metrics:
         original = getattr(ledger, "_untimed_append", None) or ledger.append
         histogram = self.ledger_seconds
 
-        def append(content: dict[str, Any]) -> Any:
+        def append(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return original(content)
+                return original(*args, **kwargs)
             finally:
                 histogram.observe(time.perf_counter() - started)
 
