@@ -23,8 +23,7 @@ import base64
 import json
 import logging
 import os
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Callable
+from typing import Annotated, Any, Callable
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -103,21 +102,18 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     job_table = jobs.make_job_table(service, settings, metrics)
     reloader = PolicyReloader(service, poll_s=settings.policy_poll_s)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        reloader.start()
+    def warm_local_models() -> None:
         if settings.warm_local_models:
             for _name, backend in health.local_backends(service):
-                backend.start_loading()
-        yield
-        reloader.stop()
-        job_table.shutdown()
+                backend.start_loading()  # background: /readyz is 503 until loaded
 
-    app = FastAPI(title="auditinf", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="auditinf", version="0.1.0",
                   description="Auditable inference for Web3 wallets and agents: every answer is signed into a "
                               "hash-chained ledger before it is returned.")
     app.state.service, app.state.settings, app.state.metrics, app.state.jobs = service, settings, metrics, job_table
     app.state.policy_reloader = reloader  # SIGHUP + file poll
+    app.router.on_startup.extend([reloader.start, warm_local_models])
+    app.router.on_shutdown.extend([reloader.stop, job_table.shutdown])
     app.include_router(ledger_routes.router)
     _register_secrets(service)
     _wire_metrics(service, metrics, job_table)
