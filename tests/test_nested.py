@@ -271,3 +271,32 @@ def test_inner_findings_surface_in_the_answer_with_paths(det_service):
     (nested,) = answer["decoded"]["nested_calls"]
     assert {f["code"] for f in nested["findings"]} >= {"unlimited_approval", "spender_is_eoa"}
     assert answer["risk_level"] == "high"
+
+
+def test_fact_sheet_lists_inner_calls_and_commands_with_paths():
+    from auditinf.inference.prompt import build_prompt
+
+    entries = packed(0, USDC, 0, approve(EOA, MAX))
+    _, analysis = analyse(SAFE, safe_exec(MULTISEND, call("multiSend(bytes)", ["bytes"], [entries]), operation=1))
+    text = build_prompt("risk", {"call": analysis.to_dict(), "to": SAFE, "findings": []}).user
+    assert "Inner call 0.0 (multiSend, call to " + USDC in text and "unlimited (2^256-1)" in text
+    wrap = eth_abi.encode(["address", "uint256"], [ME, 1])
+    _, plan = analyse(ROUTER_V2, router(bytes([0x21]), [eth_abi.encode(["bytes", "bytes[]"], [b"\x0b", [wrap]])]))
+    text = build_prompt("risk", {"call": plan.to_dict(), "to": ROUTER_V2, "findings": []}).user
+    assert "Router command 0 EXECUTE_SUB_PLAN: its sub-plan follows" in text and "Router command 0.0 WRAP_ETH" in text
+
+
+def test_aggregate3_return_data_decoded_per_inner_call():
+    from auditinf.evm.returns import return_values
+
+    balance = call("balanceOf(address)", ["address"], [ME])
+    data = call("aggregate3((address,bool,bytes)[])", ["(address,bool,bytes)[]"],
+                [[(USDC, False, balance), (WETH, True, balance)]])
+    _, analysis = analyse(MULTICALL3, data)
+    returned = eth_abi.encode(["(bool,bytes)[]"], [[(True, eth_abi.encode(["uint256"], [250 * 10**6])), (False, b"")]])
+    out = return_values(analysis, returned)
+    assert out["results"] == [
+        {"index": 0, "success": True, "return_data": "0x" + eth_abi.encode(["uint256"], [250 * 10**6]).hex(),
+         "values": [str(250 * 10**6)]},
+        {"index": 1, "success": False, "return_data": "0x"}]
+    assert out["values"][0][0]["success"] is True

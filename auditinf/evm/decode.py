@@ -14,6 +14,7 @@ bounded by :mod:`._bounds` first. Values are made JSON-safe and exact:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from decimal import Decimal
 from typing import Any
 
@@ -88,7 +89,7 @@ def format_value(component: dict, value: Any) -> Any:
     if typ.startswith(("uint", "int")):
         return str(value)
     if typ == "address":
-        return to_checksum_address(value)
+        return _checksum(value)
     if typ.startswith("bytes"):
         return to_hex(value)
     if typ.startswith(("fixed", "ufixed")):
@@ -105,6 +106,16 @@ def _display(component: dict, value: Any) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _parsed(input_types: tuple[str, ...]) -> list:
+    """eth-abi grammar trees of a function's input types (parsed once per signature)."""
+    return [parse_type(t) for t in input_types]
+
+
+_checksum = lru_cache(maxsize=8192)(to_checksum_address)
+"""EIP-55 checksum (a keccak-256 per call) of addresses already seen."""
+
+
 def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
     """Decode ``data`` (selector ‖ arguments) as a call of ``fn``.
 
@@ -113,7 +124,7 @@ def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
     the end of the encoding are returned as ``trailing_bytes`` (Solidity ignores them).
     """
     args_data = data[4:]
-    types = [parse_type(t) for t in fn.input_types]
+    types = _parsed(fn.input_types)
     try:
         extent = check_bounds(types, args_data)
     except BadCalldata as exc:

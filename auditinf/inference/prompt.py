@@ -72,12 +72,18 @@ def _render_tx(facts: dict[str, Any]) -> list[str]:
     kind = call.get("kind")
     if kind == "call":
         lines = [f"Call: {call['signature']} on {target}"]
-        types = call.get("types", {})
-        args = [f"{name} = {call.get('display', {}).get(name) or _arg_text(types.get(name), value)}"
-                for name, value in call.get("args", {}).items()]
-        lines.append("Arguments: " + ("; ".join(args) if args else "none"))
+        if call.get("nested_calls") or call.get("commands"):
+            lines += _render_nested(call)  # the raw batch arguments are only their encoding
+        else:
+            lines.append("Arguments: " + (_call_args(call) or "none"))
+        if call.get("human_amount"):
+            lines.append(f"Token amount: {call['human_amount']}")
     elif kind == "unknown_selector":
         lines = [f"Call: unknown function {call.get('selector')} on {target} (no known ABI)"]
+        names = [c["signature"] for c in call.get("method_candidates", [])]
+        if names:
+            lines.append("The selector matches the name(s) " + ", ".join(quoted(n) for n in names[:3])
+                         + ": a name the contract's author chose, not evidence of what it does")
     elif kind == "contract_creation":
         lines = ["Deploys a new contract"]
     else:
@@ -85,6 +91,44 @@ def _render_tx(facts: dict[str, Any]) -> list[str]:
     lines.append(f"ETH sent: {facts.get('value_eth', '0')}")
     lines.append(f"Risk: {facts.get('risk_level')} ({facts.get('verdict')})")
     lines += [f"- {f['code']} ({f['severity']}): {f['message']}" for f in facts.get("findings", [])]
+    return lines
+
+
+_MAX_NESTED_LINES = 12
+
+
+def _call_args(call: dict[str, Any]) -> str:
+    types = call.get("types", {})
+    return "; ".join(f"{name} = {call.get('display', {}).get(name) or _arg_text(types.get(name), value)}"
+                     for name, value in call.get("args", {}).items())
+
+
+def _render_nested(call: dict[str, Any]) -> list[str]:
+    """One line per inner call (depth first, with its path) or router command, capped."""
+    lines: list[str] = []
+
+    def calls(items: list[dict]) -> None:
+        for c in items:
+            what = c.get("signature") or f"unknown function {c.get('selector')}"
+            lines.append(f"Inner call {c['path']} ({c.get('via')}, {c.get('operation')} to {c.get('to')}, "
+                         f"value {c.get('value')} wei): {what}"
+                         + (f" with {_call_args(c)}" if c.get("args") and not c.get("nested_calls") else ""))
+            calls(c.get("nested_calls", []))
+
+    def commands(items: list[dict]) -> None:
+        for c in items:
+            shown = "its sub-plan follows" if c.get("sub_plan") else c.get("error") or _value_text(
+                {k: v for k, v in (c.get("decoded") or {}).items() if k != "signature"})
+            lines.append(f"Router command {c['path']} {c['name']}" + (" (may revert)" if c.get("allow_revert") else "")
+                         + f": {shown}")
+            commands(c.get("sub_plan", []))
+
+    calls(call.get("nested_calls", []))
+    commands(call.get("commands", []))
+    if call.get("deadline") is not None:
+        lines.append(f"Deadline (unix seconds): {call['deadline']}")
+    if len(lines) > _MAX_NESTED_LINES:
+        lines = lines[:_MAX_NESTED_LINES] + [f"… and {len(lines) - _MAX_NESTED_LINES} more inner calls/commands"]
     return lines
 
 
