@@ -118,14 +118,19 @@ def keygen(key_file: KeyFile = None,
 def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="TCP port")] = 8080,
           ledger_url: LedgerUrl = None, key_file: KeyFile = None, policy: PolicyOpt = None) -> None:
-    """Run the HTTP API (FastAPI on uvicorn). Refuses to start with a bad policy or key."""
+    """Run the HTTP API (FastAPI on uvicorn). Refuses to start with a bad policy or key.
+    Logs are JSON lines on stderr (AUDITINF_LOG_LEVEL), one per request, never with content."""
     import uvicorn
 
     from .api import create_app
+    from .obs import configure_logging
 
+    settings = _settings(ledger_url=ledger_url, key_file=key_file, policy=policy)
+    configure_logging(settings.log_level)
     with _errors():
-        application = create_app(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
-    uvicorn.run(application, host=host, port=port, log_level="info")
+        application = create_app(settings)
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False,
+                log_level=settings.log_level.lower())
 
 
 register_ledger_commands(app)
