@@ -181,3 +181,24 @@ def test_every_sample_transaction_raises_its_expected_codes():
         tx = parse_transaction(sample)
         codes = {f.code for f in evaluate(RuleContext(tx=tx, call=analyse_call(tx, REG), registry=REG))}
         assert set(sample["expect"]["risk_codes"]) <= codes, path.name
+
+
+def test_native_value_to_nonpayable_from_deployed_code():
+    # a dispatcher whose only function (approve) is non-payable: solc's CALLVALUE check
+    # (CALLVALUE DUP1 ISZERO PUSH1 JUMPI PUSH1 0 DUP1 REVERT) follows its JUMPDEST
+    code = ("0x60003560e01c8063095ea7b314601457600080fd5b34801560" "1e57600080fd5b00" "5b600080fd")
+    target = "0x7777777777777777777777777777777777777777"
+    chain = StaticChainFacts(1, {target: code})
+    tx = parse_transaction({"chain_id": 1, "from": ME, "to": target, "value": "1000",
+                            "data": enc("approve(address,uint256)", OTHER, 1)})
+    ctx = RuleContext(tx=tx, call=analyse_call(tx, REG), registry=REG, chain=chain)
+    codes = {f.code: f for f in evaluate(ctx)}
+    from auditinf.evm.bytecode import selector_mutabilities
+    mutability = selector_mutabilities(bytes.fromhex(code[2:]))["0x095ea7b3"]
+    assert mutability in ("nonpayable", "view", "pure")  # the CALLVALUE guard makes it not payable
+    assert codes["native_value_to_nonpayable"].evidence["source"] == "bytecode (evmole)"
+    # without value, or without chain facts, nothing is claimed
+    tx0 = parse_transaction({"chain_id": 1, "from": ME, "to": target, "data": enc("approve(address,uint256)", OTHER, 1)})
+    assert "native_value_to_nonpayable" not in {f.code for f in evaluate(
+        RuleContext(tx=tx0, call=analyse_call(tx0, REG), registry=REG, chain=chain))}
+    assert "native_value_to_nonpayable" not in found(target, enc("approve(address,uint256)", OTHER, 1), value=1000)

@@ -9,6 +9,8 @@ selector and evmole's argument types; every signature with the selector is liste
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import evmole
 
 from ..errors import BadBytecode
@@ -16,7 +18,7 @@ from .hexdata import parse_hex
 from .registry import AbiRegistry
 from .selectors import selector_table
 
-__all__ = ["methods_from_bytecode", "MAX_BYTECODE_BYTES"]
+__all__ = ["methods_from_bytecode", "selector_mutabilities", "MAX_BYTECODE_BYTES"]
 
 # EIP-170 caps deployed code at 24,576 bytes; EIP-7907 proposes 48 KiB. Twice EIP-170 plus slack
 # keeps evmole's work (and the record) bounded for crafted dispatchers with thousands of entries.
@@ -73,3 +75,16 @@ def methods_from_bytecode(code_hex: str, registry: AbiRegistry) -> list[dict]:
             "candidates": [e.signature for e in ranked],
         })
     return methods
+
+
+@lru_cache(maxsize=256)
+def selector_mutabilities(code: bytes) -> dict[str, str] | None:
+    """``{"0x…selector": state_mutability}`` of deployed ``code`` per evmole, or ``None`` when the
+    code is too large, dispatches implausibly many selectors or cannot be analysed (cached by code)."""
+    if not code or len(code) > MAX_BYTECODE_BYTES or _push4_count(code) > 2 * MAX_METHODS:
+        return None
+    try:
+        info = evmole.contract_info(code, selectors=True, state_mutability=True)
+    except Exception:  # evmole raises plain Exceptions from Rust on malformed input
+        return None
+    return {"0x" + fn.selector: fn.state_mutability for fn in info.functions or []}

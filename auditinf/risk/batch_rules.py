@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from ..evm.bytecode import selector_mutabilities
 from ..evm.nested import ADDRESS_THIS, MSG_SENDER, Command, InnerCall
 from ..evm.selectors import DRAINER_TAG
 from ..evm.units import format_eth
@@ -14,7 +15,7 @@ from .context import RuleContext
 from .findings import Finding, Severity
 from .transfers import lookalike_findings
 
-__all__ = ["command_findings", "inner_call_findings", "nesting_findings", "authorization_findings",
+__all__ = ["payable_from_code_findings", "command_findings", "inner_call_findings", "nesting_findings", "authorization_findings",
            "misleading_name_findings", "deny_list_findings", "DRAINER_NAME"]
 
 # Names that promise a reward, a fix or a connection: what drainers call payable functions
@@ -159,3 +160,22 @@ def deny_list_findings(ctx: RuleContext, addresses: list[str]) -> list[Finding]:
     return [Finding("denylisted_address", Severity.CRITICAL,
                     f"{a} is on the policy's deny list (a known drainer or scam address).", {"address": a})
             for a in hits]
+
+
+def payable_from_code_findings(ctx: RuleContext) -> list[Finding]:
+    """ETH sent with a call whose ABI is not the target's own: when chain facts give the target's
+    code, evmole's view of the dispatcher says whether that function can take ETH at all."""
+    tx, call = ctx.tx, ctx.call
+    if tx.value == 0 or tx.to is None or call.selector is None or call.match in ("client_abi", "address"):
+        return []
+    if ctx.is_eoa(tx.to) is not False:
+        return []
+    mutabilities = selector_mutabilities(ctx.chain.code(tx.chain_id, tx.to))
+    mutability = (mutabilities or {}).get(call.selector)
+    if mutability is None or mutability == "payable":
+        return []
+    return [Finding("native_value_to_nonpayable", Severity.MEDIUM,
+                    f"Sends {format_eth(tx.value)} ETH to {ctx.label(tx.to)} with function {call.selector}, which the "
+                    f"deployed code implements as {mutability} (bytecode analysis): the transaction will revert.",
+                    {"to": tx.to, "value_wei": str(tx.value), "selector": call.selector,
+                     "state_mutability": mutability, "source": "bytecode (evmole)"})]

@@ -32,7 +32,7 @@ decoded canonical signature (Solidity ABI spec), never by name.
 | native_value_unknown_call     | high                              | ETH sent with calldata no ABI explains             |
 | misleading_function_name      | high with ETH (low without)       | claim/securityUpdate/… name on an unverified target |
 | native_value_to_token         | high                              | plain ETH to a token contract (no payable path)    |
-| native_value_to_nonpayable    | medium                            | ETH sent with a call the ABI says is not payable   |
+| native_value_to_nonpayable    | medium                            | ETH sent with a call the target's ABI, or its deployed code (evmole, chain facts), says is not payable |
 | eip7702_authorization         | critical (high: trusted delegate) | type-4 authorizationList entry (EIP-7702)          |
 | denylisted_address            | critical                          | an address on the policy's deny list is involved   |
 | nested_call_not_decoded       | medium                            | an inner call / batch that does not decode         |
@@ -51,7 +51,7 @@ from ..evm.units import format_eth
 from . import approvals, transfers
 from .admin import ADMIN_RULES
 from .batch_rules import (authorization_findings, command_findings, deny_list_findings, inner_call_findings,
-                          misleading_name_findings, nesting_findings)
+                          misleading_name_findings, nesting_findings, payable_from_code_findings)
 from .context import UNLIMITED_THRESHOLD, PolicyLists, RuleContext
 from .findings import Finding, Severity
 
@@ -135,6 +135,8 @@ def _addresses(ctx: RuleContext) -> list[str]:
 
 def _call_findings(ctx: RuleContext) -> list[Finding]:
     findings = _shape_rules(ctx) + misleading_name_findings(ctx)
+    if not any(f.code == "native_value_to_nonpayable" for f in findings):
+        findings += payable_from_code_findings(ctx)
     decoded = ctx.call.decoded
     if decoded is not None:
         rule = RULES_BY_SIGNATURE.get(decoded.signature)
