@@ -116,10 +116,17 @@ def keygen(key_file: KeyFile = None,
 
 @app.command()
 def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+          port: Annotated[int, typer.Option(help="TCP port (0: any free port, logged at start)")] = 8080,
+          workers: Annotated[int, typer.Option(min=1, help="worker processes sharing one ledger")] = 1,
           ledger_url: LedgerUrl = None, key_file: KeyFile = None, policy: PolicyOpt = None) -> None:
     """Run the HTTP API (FastAPI on uvicorn). Refuses to start with a bad policy or key.
-    Logs are JSON lines on stderr (AUDITINF_LOG_LEVEL), one per request, never with content."""
+    Logs are JSON lines on stderr (AUDITINF_LOG_LEVEL), one per request, never with content.
+
+    With ``--workers N`` each worker process builds its own app from the same settings (passed on
+    as ``AUDITINF_*`` variables); their appends serialise on the ledger's chain head.
+    """
+    import os
+
     import uvicorn
 
     from .api import create_app
@@ -128,9 +135,16 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     settings = _settings(ledger_url=ledger_url, key_file=key_file, policy=policy)
     configure_logging(settings.log_level)
     with _errors():
-        application = create_app(settings)
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False,
-                log_level=settings.log_level.lower())
+        application = create_app(settings)  # fails here, once, on a bad policy or key
+    options = {"host": host, "port": port, "log_config": None, "access_log": False,
+               "log_level": settings.log_level.lower()}
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    application.state.service.ledger.close()
+    os.environ.update({"AUDITINF_LEDGER_URL": settings.ledger_url, "AUDITINF_KEY_FILE": str(settings.key_file),
+                       "AUDITINF_POLICY": str(settings.policy)})
+    uvicorn.run("auditinf.api.app:create_app", factory=True, workers=workers, **options)
 
 
 register_ledger_commands(app)

@@ -179,27 +179,6 @@ def test_verifier_key_with_wrong_id_refused(signer):
         parse_verifier_key(f"{name}+{'0' * 8}+{b64}")
 
 
-PG_BASE = os.environ.get("AUDITINF_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh schema in the local PostgreSQL `test` database (skips when PostgreSQL is absent)."""
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    pytest.importorskip("psycopg")
-    schema = f"auditinf_test_{os.urandom(4).hex()}"
-    try:
-        engine = sqlalchemy.create_engine(PG_BASE)
-        with engine.begin() as conn:
-            conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
-    except sqlalchemy.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_BASE}: {type(exc).__name__}")
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
-
-
 def test_postgres_processes_share_one_chain(tmp_path: Path, signer, pg_url: str):
     script = (
         "import sys; from pathlib import Path; from auditinf.ledger import Ledger, load_signer\n"
