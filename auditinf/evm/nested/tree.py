@@ -74,11 +74,10 @@ def _inner(spec: InnerSpec, path: str, tx: Transaction, registry: AbiRegistry,
            client_functions: Sequence[AbiFunction] | None, depth: int, budget: Budget) -> InnerCall:
     from ..calls import analyse_call  # calls → tree → calls: resolved at call time
 
-    inner_tx = Transaction(chain_id=tx.chain_id, sender=spec.sender, to=spec.to, value=spec.value, data=spec.data)
     # the client's ABI describes the transaction's `to`: it applies to calls on that address only
     own = client_functions if tx.to and spec.to.lower() == tx.to.lower() else None
     try:
-        call = analyse_call(inner_tx, registry, own, _depth=depth, _budget=budget, _context=spec.context,
+        call = analyse_call(InnerCall(path, spec).transaction(tx.chain_id), registry, own, _depth=depth, _budget=budget, _context=spec.context,
                             _path=f"{path}.")
     except BadCalldata as exc:
         return InnerCall(path, spec, error={"code": exc.code, "message": exc.message})

@@ -15,8 +15,10 @@ V4_SWAP's ``actions`` bytes follow v4-periphery ``libraries/Actions.sol``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from eth_utils import to_checksum_address
 
 from ...errors import BadCalldata
 from ..abi import AbiFunction, parse_abi
@@ -128,8 +130,6 @@ def router_table(chain_id: int, address: str | None) -> tuple[str, dict[int, tup
 def decode_v3_path(path: bytes) -> list[Any]:
     """Uniswap v3 path ``token (20) ‖ (fee (3) ‖ token (20))*`` → ``[token, fee, token, …]``
     (fee in hundredths of a bip: 500 = 0.05 %). Raises :class:`BadCalldata` on a bad length."""
-    from eth_utils import to_checksum_address
-
     if len(path) < 43 or (len(path) - 20) % 23:
         raise BadCalldata(f"V3 path of {len(path)} bytes is not token(20) ‖ (fee(3) ‖ token(20))+", field="data")
     out: list[Any] = [to_checksum_address(path[:20])]
@@ -154,7 +154,6 @@ class Command:
     sub_plan: tuple["Command", ...] = ()
     actions: tuple[dict, ...] = ()
     input_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def recipient(self) -> str | None:
@@ -175,7 +174,6 @@ class Command:
             out["sub_plan"] = [c.to_dict() for c in self.sub_plan]
         if self.actions:
             out["actions"] = list(self.actions)
-        out.update(self.extra)
         return out
 
 
