@@ -167,7 +167,7 @@ def test_universal_router_plan_with_sub_plan_and_allow_revert():
     by = {(f.code, f.path) for f in found}
     assert ("swap_recipient_not_sender", "2") in by  # UNWRAP_WETH to a third party
     assert not {p for c, p in by if c == "swap_recipient_not_sender"} - {"2"}  # router/msg.sender constants are fine
-    assert ("unlimited_approval", "0") in by and ("far_future_expiration", "0") in by
+    assert ("unlimited_approval", "0") in by and ("far_expiration", "0") in by
 
 
 def test_universal_router_length_mismatch_and_unknown_router_table():

@@ -61,7 +61,7 @@ def test_policy_trusted_list_rates_a_spender_like_a_router():
 def test_permit2_approve_to_eoa_unlimited_forever():
     got = found(PERMIT2, enc("approve(address,address,uint160,uint48)", USDC, EOA, 2**160 - 1, 2**48 - 1))
     assert got["unlimited_approval"] == "high" and got["spender_is_eoa"] == "high"
-    assert got["far_future_expiration"] == "medium"
+    assert got["far_expiration"] == "medium"
     limited = found(PERMIT2, enc("approve(address,address,uint160,uint48)", USDC, UR, 10**6, 1_800_000_000))
     assert limited == {"token_approval": "low"}
 

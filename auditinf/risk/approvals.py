@@ -8,6 +8,7 @@ from typing import Any
 
 from ..evm.decode import UINT160_MAX
 from .context import UNLIMITED_THRESHOLD, RuleContext
+from .typed_rules import FAR_EXPIRATION_S
 from .findings import Finding, Severity
 
 __all__ = ["spender_findings", "approve", "increase_allowance", "set_approval_for_all", "permit2_approve",
@@ -101,16 +102,19 @@ def set_approval_for_all(ctx: RuleContext) -> list[Finding]:
 def permit2_allowance(ctx: RuleContext, token: str, spender: str, amount: int, expiration: int,
                       method: str) -> list[Finding]:
     """Findings for one Permit2 allowance (``PermitDetails`` / ``approve``): uint160 max is
-    unlimited; expiration 0 means "this block" in ``approve`` and is not flagged; uint48 max never
-    expires."""
+    unlimited; an expiration (unix seconds) more than a year after ``ctx.now`` is far (the same
+    threshold as the typed-data rule ``far_expiration``); 0 means "this block" in ``approve``."""
     if amount == 0:
         return []
     extra = {"expiration": str(expiration), "via": "Permit2"}
     findings = _allowance(ctx, token, spender, amount, method, unlimited=amount >= UINT160_MAX, extra=extra)
-    if expiration >= UINT48_MAX:
-        findings.append(Finding("far_future_expiration", Severity.MEDIUM,
-                                f"The Permit2 allowance for {ctx.label(spender)} never expires (expiration 2^48-1).",
-                                {"spender": spender, "token": token, "expiration": str(expiration)}))
+    if expiration > ctx.now + FAR_EXPIRATION_S:
+        never = expiration >= UINT48_MAX
+        findings.append(Finding("far_expiration", Severity.MEDIUM,
+                                f"The Permit2 allowance for {ctx.label(spender)} "
+                                + ("never expires (expiration 2^48-1)." if never else
+                                   f"stays valid for more than a year (until unix time {expiration})."),
+                                {"spender": spender, "token": token, "expiration": str(expiration), "now": ctx.now}))
     return findings
 
 

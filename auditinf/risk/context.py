@@ -3,6 +3,7 @@ lists, chain facts — and where it records which facts it used or could not kno
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 from ..evm.calls import CallAnalysis
@@ -45,6 +46,7 @@ class RuleContext:
     counterparties: tuple[str, ...] = ()
     path: str | None = None
     origin: Transaction | None = None
+    now: int = field(default_factory=lambda: int(time.time()))  # unix seconds, for expirations
 
     def __post_init__(self) -> None:
         if self.origin is None:

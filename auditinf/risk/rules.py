@@ -11,7 +11,7 @@ decoded canonical signature (Solidity ABI spec), never by name.
 | token_approval                | medium (low: trusted spender)     | any non-zero ERC-20 / Permit2 allowance            |
 | spender_is_eoa                | high                              | spender/operator has no code (chain facts)         |
 | spender_unknown               | medium                            | spender not trusted, not known, not shown to be an EOA |
-| far_future_expiration         | medium                            | Permit2 allowance expiring at 2^48−1 (never)       |
+| far_expiration                | medium                            | Permit2 allowance valid > 1 year (as typed_rules)  |
 | nft_approval                  | medium                            | ERC-721 approve(to, tokenId) on a known NFT        |
 | approval_for_all              | high (medium: known marketplace)  | setApprovalForAll(operator, true)                  |
 | operator_unknown              | high                              | … and the operator is no known marketplace         |
