@@ -19,6 +19,7 @@ from .cli_common import emit as _emit
 from .cli_common import settings_from as _settings
 from .cli_ledger import register as register_ledger_commands
 from .cli_ledger import rotate_key
+from .cli_gate import gate_command
 from .config import Settings
 from .errors import InputError
 from .jsonin import load_json
@@ -148,6 +149,7 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
 
 
 register_ledger_commands(app)
+app.command("gate")(gate_command)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -39,7 +39,7 @@ from ..obs.logs import register_secret
 from ..obs.metrics import Metrics
 from ..policy.reload import PolicyReloader
 from ..service import Service
-from . import health, jobs, ledger_routes
+from . import gate_routes, health, jobs, ledger_routes
 from .admission import admit
 from .deps import Body, ClientId
 from .models import Answer, MethodsAnswer, MethodsRequest, PublicKey, StoredRecord, TransactionRequest
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.router.on_startup.extend([reloader.start, warm_local_models])
     app.router.on_shutdown.extend([reloader.stop, job_table.shutdown])
     app.include_router(ledger_routes.router)
+    app.include_router(gate_routes.router)
     _register_secrets(service)
     _wire_metrics(service, metrics, job_table)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)

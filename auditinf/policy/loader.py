@@ -151,6 +151,7 @@ def parse_policy(raw: bytes, source: str = "<policy>") -> Policy:
             levels={**GatePolicy().levels, **gate.get("levels", {})},
             unknown_risk=gate.get("unknown_risk", "review"),
             max_value_wei=int(gate["max_value_wei"]) if gate.get("max_value_wei") is not None else None,
+            over_max_value=gate.get("over_max_value", "review"),
             allow_addresses=frozenset(a.lower() for a in gate.get("allow_addresses", [])),
             deny_addresses=frozenset(a.lower() for a in gate.get("deny_addresses", []))),
         deny_addresses=frozenset(a.lower() for a in doc.get("lists", {}).get("deny", [])),

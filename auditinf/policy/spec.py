@@ -86,13 +86,16 @@ class BudgetPolicy:
 @dataclass(frozen=True)
 class GatePolicy:
     """Agent gate thresholds: a decision per risk level, the decision when the analysis could not
-    establish facts it needed (``unknown_risk``), the largest native value in wei an ``allow`` may
-    carry (above it: ``review``), and address lists (``deny`` wins over ``allow``)."""
+    establish facts it needed or the function is unknown (``unknown_risk``), the largest native
+    value in wei (``max_value_wei``; above it: ``over_max_value``), and address lists: an involved
+    address on ``deny_addresses`` denies; with ``allow_addresses`` set, a destination outside it
+    is ``review`` at least. The strictest reason decides (allow < review < deny)."""
 
     levels: dict[str, str] = field(default_factory=lambda: {"none": "allow", "low": "allow", "medium": "review",
                                                              "high": "deny", "critical": "deny"})
     unknown_risk: str = "review"
     max_value_wei: int | None = None
+    over_max_value: str = "review"
     allow_addresses: frozenset[str] = frozenset()
     deny_addresses: frozenset[str] = frozenset()
 
