@@ -15,10 +15,17 @@ from auditinf.api import create_app
 from auditinf.evm.chain import StaticChainFacts
 from auditinf.evm.tokens import decode_decimals, decode_token_text
 
+from . import routing_cases
 from .conftest import load_cases
 from .fakes.fault_server import FaultServer
 
 CASES = load_cases()
+GATEWAY_CASES = {  # issue 4 routing cases, run by tests/routing_cases.py
+    "gw-01-fallback-does-not-restart-retries": routing_cases.gw_01,
+    "gw-02-upstream-4xx-not-retried-not-propagated": routing_cases.gw_02,
+    "gw-04-exact-attempt-count-no-hidden-sdk-retries": routing_cases.gw_04,
+    "gw-12-private-local-failure-never-goes-hosted": routing_cases.gw_12,
+}
 
 # Case-file flag names → our finding codes.
 FLAG_CODES = {
@@ -235,15 +242,20 @@ def test_typed_data_case(case_id, client_for):
     assert record["analysis"]["decoded"]["struct_hash"] == decoded["struct_hash"]
 
 
-# Gateway cases run by id in tests/test_gateway_cases.py (keys never logged; local model still loading).
+# Gateway cases gw-08/gw-14 run by id in tests/test_gateway_cases.py (keys never logged; local model
+# still loading); gw-01/02/04/12 (routing) by tests/routing_cases.py through GATEWAY_CASES below.
 GATEWAY_OBS_TESTED = {"gw-08-keys-never-in-logs-records-metrics", "gw-14-local-model-still-loading"}
 
 
 @pytest.mark.parametrize("case_id", [i for i in ids("service") if i not in GATEWAY_OBS_TESTED])
-def test_service_case(case_id, client_for):
+def test_service_case(case_id, client_for, tmp_path, ledger, monkeypatch, caplog):
     case = CASES[case_id]
+    if case_id in GATEWAY_CASES:
+        runner = GATEWAY_CASES[case_id]
+        args = (case, tmp_path, ledger, monkeypatch) + ((caplog,) if runner is routing_cases.gw_02 else ())
+        return runner(*args)
     if case_id.startswith("gw-"):
-        pytest.skip("issue 4: gateway retry/budget/metrics matrix")
+        pytest.skip("gateway case without a runner yet")
     http = case["input"]["http"]
     response = client_for({}).post("/v1" + http["path"], json=http["body"])
     exp = case["expected"]

@@ -119,6 +119,9 @@ class HostedBackend:
             raise map_openai_error(exc) from exc
         except openai.OpenAIError as exc:
             raise map_openai_error(exc) from exc
+        except ValueError as exc:  # a 200 whose body is not JSON: the SDK lets json's error through
+            raise UpstreamError("hosted model sent a malformed response body",
+                                error_type="malformed_response") from exc
         finally:
             client.close()
         if not response.choices:

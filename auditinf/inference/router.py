@@ -21,6 +21,7 @@ recorded (:class:`Attempt`), with its cost in USD from the policy's price table.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ from .prompt import check_consistent
 __all__ = ["Attempt", "Candidate", "RouteResult", "route"]
 
 _LOCAL_KINDS = ("local", "deterministic")
+log = logging.getLogger("auditinf.router")
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,9 @@ def route(prompt: Prompt, *, candidates: list[Candidate], data_class: str, polic
                 check_consistent(answer.content, risk_level, prompt.facts)
             except InferenceError as exc:
                 configured = exc.error_type != "not_configured"
+                if exc.error_type == "auth":  # an operator must fix the credentials; the key is never logged
+                    log.warning("model %s: upstream auth failure (HTTP %s); check its API key", cand.spec.name,
+                                exc.status)
                 rec.add(cand, n, started, wall, "error" if configured else "skipped", exc=exc,
                         repair=current.repair is not None)
                 if exc.error_type == "response_format_unsupported" and not adapted:

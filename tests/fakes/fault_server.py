@@ -4,15 +4,27 @@ Each incoming ``POST …/chat/completions`` takes the next behaviour from ``scri
 repeats). Every request's path, headers and raw body are logged in ``requests`` so tests can
 prove what did — and did not — reach the "hosted" side.
 
-Behaviours (dicts): ``{"answer": {...}}`` a valid completion whose content is that JSON;
-``{"content": "...", "finish_reason": "stop"}`` raw content; ``{"status": 500}`` an error
-(``"retry_after": 1`` adds the header, ``"body"`` overrides the JSON body); ``{"hang": 5}`` accept,
-send nothing for 5 s, then close; ``{"reset": True}`` close the connection without a response.
+Behaviours (dicts):
+
+- ``{"answer": {...}}`` a valid completion whose content is that JSON (the default);
+- ``{"content": "...", "finish_reason": "stop"}`` raw content (malformed or truncated JSON);
+- ``{"status": 500}`` an error (``"retry_after": 1`` adds the header, ``"body"`` overrides the
+  JSON body);
+- ``{"hang": 5}`` accept, read the request, send nothing for 5 s, then close;
+- ``{"reset": True}`` abort the connection with a TCP RST (SO_LINGER 0), no response;
+- ``{"slow": 3.0}`` a valid completion sent as a chunked body, a few bytes at a time, over 3 s;
+- ``{"raw": "..."}`` a 200 response whose body is that text (e.g. malformed JSON);
+- ``{"delay": 0.1, ...}`` wait that long before answering as the rest of the dict says.
+
+``model`` is the model name the completions report (a "wrong model name" fault when it differs
+from what the client pinned).
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,12 +94,18 @@ class FaultServer:
                     outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
                                            "raw_headers": bytes(str(self.headers), "latin-1"), "t": time.monotonic()})
                 behaviour = outer._next()
+                if behaviour.get("delay"):
+                    time.sleep(behaviour["delay"])
                 if behaviour.get("hang"):
                     time.sleep(behaviour["hang"])
                     self.close_connection = True
                     return
                 if behaviour.get("reset"):
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
+                    return
+                if "raw" in behaviour:
+                    self._send(200, behaviour["raw"].encode(), behaviour)
                     return
                 status = behaviour.get("status", 200)
                 if status != 200:
@@ -98,6 +116,12 @@ class FaultServer:
                         content = json.dumps(behaviour.get("answer", GOOD_ANSWER))
                     payload = outer._completion(content, behaviour.get("finish_reason", "stop"))
                 data = json.dumps(payload).encode()
+                if behaviour.get("slow"):
+                    self._trickle(data, behaviour["slow"])
+                    return
+                self._send(status, data, behaviour)
+
+            def _send(self, status: int, data: bytes, behaviour: dict[str, Any]) -> None:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
@@ -105,5 +129,22 @@ class FaultServer:
                     self.send_header("retry-after", str(behaviour["retry_after"]))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _trickle(self, data: bytes, seconds: float) -> None:
+                """Chunked transfer, 20 pieces spread over ``seconds`` (each gap far below a read timeout)."""
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                step = max(1, len(data) // 20)
+                try:
+                    for i in range(0, len(data), step):
+                        piece = data[i:i + step]
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                        self.wfile.flush()
+                        time.sleep(seconds / 20)
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:  # the client gave up: that is the point of the fault
+                    self.close_connection = True
 
         return Handler
