@@ -36,13 +36,12 @@ from .evm.units import format_eth
 from .errors import BudgetExhausted
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
 from .inference.breaker import Breakers
-from .inference.rollout import ShadowRunner, choose_version
-from .inference.router import Candidate
+from .inference.rollout import ShadowRunner, route_candidates, shadow_job
 from .ledger import Ledger, canonical_bytes, commit
 from .obs.context import current_request_id, current_stream, notify_analysis
 from .ledger.kek import load_or_create_kek
 from .ledger.vault import PendingSeal, Vault
-from .policy import ModelSpec, Policy, data_class, find_secret, load_policy, secret_refusal
+from .policy import ModelSpec, Policy, data_class, find_secret, load_policy, secret_refusal, usd_text
 from .policy.budget import BudgetTracker
 from .risk import RuleContext, evaluate, risk_level, verdict
 from .risk.context import PolicyLists
@@ -120,31 +119,16 @@ class Service:
         except BudgetExhausted as error:
             self.ledger.append({"kind": "refusal", "request_kind": kind, "request_id": request_id,
                                 "client_id": client_id, "data_class": dclass, "policy": policy.identity(),
-                                "refusal": {"code": error.code, "spent_usd": str(self.budget.spent(client_id))}})
+                                "refusal": {"code": error.code, "spent_usd": usd_text(self.budget.spent(client_id))}})
             raise
-        candidates = []
-        for spec in policy.candidates(kind, dclass):
-            chosen, canary_of = choose_version(policy, spec, request_id)
-            candidates.append(Candidate(self.backend(chosen.name), chosen, canary_of))
+        candidates = route_candidates(policy, kind, dclass, request_id, self.backend)
         prompt = build_prompt(kind, facts)
         notify_analysis(facts, dclass)  # a streaming request sends the rules' analysis before any model runs
         result = route(prompt, candidates=candidates, data_class=dclass, policy=policy, risk_level=level,
                        breakers=self.breakers, stream=current_stream())
-        shadows = policy.shadows(result.answered_by) if dclass == "public" and result.answered_by else []
-        if not shadows:
-            return result, None
-
-        def shadow_job() -> None:
-            for spec in shadows:
-                run = route(prompt, candidates=[Candidate(self.backend(spec.name), spec)], data_class="public",
-                            policy=policy, risk_level=level, breakers=self.breakers, fallback=False)
-                self.ledger.append({
-                    "kind": "shadow", "request_kind": kind, "request_id": request_id, "client_id": client_id,
-                    "data_class": "public", "policy": policy.identity(), "shadow_of": result.answered_by,
-                    "model": run.model, "attempts": [a.to_dict() for a in run.attempts],
-                    "output": {"explanation": run.answer.content} if run.answer else None,
-                    "shadow_cost_usd": str(run.cost_usd)})
-        return result, shadow_job
+        return result, shadow_job(policy, result, dclass, prompt, level, backend_of=self.backend,
+                                  breakers=self.breakers, append=self.ledger.append,
+                                  link={"request_kind": kind, "request_id": request_id, "client_id": client_id})
 
     def _guard(self, kind: str, body: Any, client_id: str) -> dict:
         """Refuse (and record, without the secret) a request carrying signing material; then
@@ -194,7 +178,7 @@ class Service:
             "attempts": attempts,
             "degraded": result.degraded,
             **({"warnings": result.warnings} if result.warnings else {}),
-            "cost_usd": str(result.cost_usd),
+            "cost_usd": usd_text(result.cost_usd),
             "output": output,
             "tool_calls": list(_tools()),
         }, attach=self.vault.writer(seal) if seal is not None else None)

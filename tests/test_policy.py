@@ -132,3 +132,11 @@ def test_write_policy_helper_extra_merges_models(tmp_path: Path):
     path = write_policy(tmp_path / "p.json", public=["hosted-a", "deterministic"], private=["deterministic"],
                         extra={"models": {"hosted-b": {"backend": "hosted", "shadow_of": "hosted-a"}}})
     assert set(load_policy(path).models) == {"hosted-a", "hosted-b", "local-gguf", "deterministic"}
+
+
+def test_costs_are_plain_decimal_strings():
+    from auditinf.policy import usd_text
+
+    assert usd_text(Decimal(14) / Decimal(10**8)) == "0.00000014"  # never "1.4E-7"
+    assert usd_text(Decimal("100")) == "100" and usd_text(Decimal("0E-12")) == "0"
+    assert usd_text(Decimal("2.50")) == "2.5"

@@ -18,11 +18,14 @@ import hashlib
 import logging
 import queue
 import threading
-from typing import Callable
+from typing import Any, Callable
 
-from ..policy import ModelSpec, Policy
+from ..policy import ModelSpec, Policy, usd_text
+from .base import Backend, Prompt
+from .breaker import Breakers
+from .router import Candidate, RouteResult, route
 
-__all__ = ["bucket", "choose_version", "ShadowRunner"]
+__all__ = ["bucket", "choose_version", "route_candidates", "shadow_job", "ShadowRunner"]
 
 log = logging.getLogger("auditinf.rollout")
 
@@ -45,6 +48,39 @@ def choose_version(policy: Policy, spec: ModelSpec, request_id: str) -> tuple[Mo
         if point < edge:
             return canary, spec.name
     return spec, None
+
+
+def route_candidates(policy: Policy, kind: str, data_class: str, request_id: str,
+                     backend_of: Callable[[str], Backend]) -> list[Candidate]:
+    """The route for (``kind``, ``data_class``) with each model's canary choice applied."""
+    candidates = []
+    for spec in policy.candidates(kind, data_class):
+        chosen, canary_of = choose_version(policy, spec, request_id)
+        candidates.append(Candidate(backend_of(chosen.name), chosen, canary_of))
+    return candidates
+
+
+def shadow_job(policy: Policy, primary: RouteResult, data_class: str, prompt: Prompt, risk_level: str, *,
+               backend_of: Callable[[str], Backend], breakers: Breakers, append: Callable[[dict], Any],
+               link: dict[str, Any]) -> Callable[[], None] | None:
+    """The background job running the shadows of the model that answered (public requests only),
+    or ``None``. Each shadow run is one ``shadow`` record: ``link`` (request kind, request id,
+    client id) + the shadow's model, attempts, output (``None`` when it failed) and cost; its
+    cost is ``shadow_cost_usd``, outside the client's budget."""
+    shadows = policy.shadows(primary.answered_by) if data_class == "public" and primary.answered_by else []
+    if not shadows:
+        return None
+
+    def job() -> None:
+        for spec in shadows:
+            run = route(prompt, candidates=[Candidate(backend_of(spec.name), spec)], data_class="public",
+                        policy=policy, risk_level=risk_level, breakers=breakers, fallback=False)
+            append({"kind": "shadow", **link, "data_class": "public", "policy": policy.identity(),
+                    "shadow_of": primary.answered_by, "model": run.model,
+                    "attempts": [a.to_dict() for a in run.attempts],
+                    "output": {"explanation": run.answer.content} if run.answer else None,
+                    "shadow_cost_usd": usd_text(run.cost_usd)})
+    return job
 
 
 class ShadowRunner:

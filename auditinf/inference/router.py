@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import InferenceError, InvalidModelOutput, PrivacyViolation
-from ..policy import ModelSpec, Policy, RetryPolicy
+from ..policy import ModelSpec, Policy, RetryPolicy, usd_text
 from .base import REPAIRABLE, Backend, ModelAnswer, Prompt, StreamSink, crash_error_type
 from .breaker import Breakers
 from .deterministic import DeterministicBackend
@@ -142,7 +142,7 @@ class _Recorder:
             duration_ms=round((time.monotonic() - started) * 1000, 3), outcome=outcome,
             error_type=exc.error_type if exc else None, http_status=exc.status if exc else None,
             tokens_in=tokens_in, tokens_out=tokens_out, response_model=served,
-            cost_usd=str(cand.spec.cost_usd(tokens_in, tokens_out)), repair=repair, canary_of=cand.canary_of,
+            cost_usd=usd_text(cand.spec.cost_usd(tokens_in, tokens_out)), repair=repair, canary_of=cand.canary_of,
             warning=warning))
 
 

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from ..errors import BudgetExhausted
 from ..ledger import Ledger
 from ..ledger.store import RecordRow
-from .spec import BudgetPolicy
+from .spec import BudgetPolicy, usd_text
 
 __all__ = ["BudgetTracker"]
 
@@ -89,5 +89,5 @@ class BudgetTracker:
             return
         spent = self.spent(client_id)
         if spent >= limit:
-            raise BudgetExhausted(f"client '{client_id}' has spent {spent} USD of its {limit} USD budget for today "
-                                  "(UTC); no model was called", field="X-Client-Id")
+            raise BudgetExhausted(f"client '{client_id}' has spent {usd_text(spent)} USD of its {usd_text(limit)} USD "
+                                  "budget for today (UTC); no model was called", field="X-Client-Id")

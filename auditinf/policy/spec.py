@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ModelSpec", "RetryPolicy", "BreakerPolicy", "BudgetPolicy", "GatePolicy", "Policy",
+__all__ = ["usd_text", "ModelSpec", "RetryPolicy", "BreakerPolicy", "BudgetPolicy", "GatePolicy", "Policy",
            "REQUEST_KINDS", "DATA_CLASSES", "RISK_LEVELS", "GATE_DECISIONS"]
 
 REQUEST_KINDS = ("explain", "risk", "methods")
@@ -18,6 +18,12 @@ DATA_CLASSES = ("public", "private")
 RISK_LEVELS = ("none", "low", "medium", "high", "critical")
 GATE_DECISIONS = ("allow", "review", "deny")
 _MILLION = Decimal(1_000_000)
+
+
+def usd_text(amount: Decimal) -> str:
+    """A USD amount as the record stores it: a plain decimal string, never exponent notation
+    (``Decimal("1.4E-7")`` → ``"0.00000014"``), trailing zeros dropped."""
+    return format(amount.normalize(), "f")
 
 
 @dataclass(frozen=True)
