@@ -13,7 +13,9 @@ from .fault_server import GOOD_ANSWER
 class ScriptedBackend:
     """``script`` items: an exception instance (raised), ``("text", finish_reason)`` (parsed as a
     model's raw output), or a dict (a valid answer). The last item repeats. ``calls`` logs
-    ``(monotonic time, prompt)``."""
+    ``(monotonic time, prompt)``. ``worker`` is ``None``: no local-model queue (admission passes)."""
+
+    worker = None
 
     def __init__(self, kind: str = "local", name: str = "fake", script: list[Any] | None = None,
                  delay_s: float = 0.0, tokens: tuple[int, int] = (0, 0), response_model: str | None = None) -> None:
