@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from .evm import parse_transaction
+from .obs.context import current_request_id
 from .policy import GATE_DECISIONS, GatePolicy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,7 +83,7 @@ def gate(service: "Service", body: Any, client_id: str = "anonymous", request_id
     ``{origin, size, root_hash, note, leaf_index, leaf_hash, inclusion_proof}`` with hashes as
     64 hex digits. Raises what :meth:`Service.risk` raises (``InputError`` subclasses,
     ``BudgetExhausted``) and :class:`LedgerError`."""
-    request_id = request_id or str(uuid.uuid4())
+    request_id = request_id or current_request_id()
     risk = service.risk(body, client_id, request_id=request_id)  # validates body; raises before any record
     decision, reasons = decide(service.policy.gate, risk, body, parse_transaction(body).value)
     private = risk["data_class"] != "public"

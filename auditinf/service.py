@@ -178,6 +178,7 @@ class Service:
             "attempts": attempts,
             "degraded": result.degraded,
             **({"warnings": result.warnings} if result.warnings else {}),
+            **({"stream_interrupted": True} if result.stream_interrupted else {}),  # model failed mid-stream
             "cost_usd": usd_text(result.cost_usd),
             "output": output,
             "tool_calls": list(_tools()),

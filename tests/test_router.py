@@ -172,3 +172,21 @@ def test_failures_of_a_candidate_feed_its_breaker():
         result = run(pol, a, ScriptedBackend(name="b"), breakers=breakers)
     assert len(a.calls) == 2 and result.attempts[0].outcome == "circuit_open"
     assert breakers.states() == {"a": "open", "b": "closed"}
+
+
+def test_service_records_a_stream_interrupted_by_a_failing_model(make_service, monkeypatch):
+    from auditinf import service as service_module
+    from auditinf.obs.context import RequestContext, bind_request
+
+    failing = StreamingBackend("local", "local-gguf", [RuntimeError("llama_decode returned -1")])
+    real = service_module.make_backend
+    monkeypatch.setattr(service_module, "make_backend",
+                        lambda spec, settings: failing if spec.backend == "local" else real(spec, settings))
+    service = make_service(public=("local-gguf", "deterministic"), retries=FAST)
+    chunks: list[str] = []
+    with bind_request(RequestContext(request_id="stream-1", stream=StreamSink(chunks.append))):
+        answer = service.explain(body())
+    assert chunks == ["Approves "] and len(failing.calls) == 1  # no retry after the streamed text
+    record = stored(service, answer["receipt"]["seq"])
+    assert record["stream_interrupted"] is True and record["request_id"] == "stream-1"
+    assert [a["model"] for a in record["attempts"]] == ["local-gguf", "deterministic"]
