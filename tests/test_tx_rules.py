@@ -202,3 +202,18 @@ def test_native_value_to_nonpayable_from_deployed_code():
     assert "native_value_to_nonpayable" not in {f.code for f in evaluate(
         RuleContext(tx=tx0, call=analyse_call(tx0, REG), registry=REG, chain=chain))}
     assert "native_value_to_nonpayable" not in found(target, enc("approve(address,uint256)", OTHER, 1), value=1000)
+
+
+def test_lookalike_of_the_signers_own_address():
+    me_alike = "0x1111ffffffffffffffffffffffffffffffff1111"
+    assert found(USDC, enc("transfer(address,uint256)", me_alike, 5))["address_poisoning_lookalike"] == "high"
+    assert "address_poisoning_lookalike" not in found(USDC, enc("transfer(address,uint256)", ME, 5))
+
+
+def test_router_recipient_not_judged_without_a_sender():
+    swap = eth_abi.encode(["address", "uint256", "uint256", "bytes", "bool"], [
+        OTHER, 10**6, 1, bytes.fromhex(USDC[2:]) + (500).to_bytes(3, "big") + bytes.fromhex(WETH[2:]), True])
+    data = enc("execute(bytes,bytes[],uint256)", b"\x00", [swap], 1_800_000_000)
+    tx = parse_transaction({"chain_id": 1, "to": UR, "data": data})
+    codes = {f.code for f in evaluate(RuleContext(tx=tx, call=analyse_call(tx, REG), registry=REG))}
+    assert "swap_recipient_not_sender" not in codes

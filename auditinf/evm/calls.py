@@ -134,7 +134,9 @@ def analyse_call(tx: Transaction, registry: AbiRegistry, client_functions: Seque
     if found is None:
         return CallAnalysis(kind="unknown_selector", selector=selector,
                             method_candidates=tuple(selector_table(registry).candidates(data)))
-    found = replace(found, human_amount=_human_amount(found, tx, registry))
+    amount = _human_amount(found, tx, registry)
+    if amount is not None:
+        found = replace(found, human_amount=amount)
     budget = _budget if _budget is not None else Budget(len(data))
     return expand(found, tx, registry, client_functions, depth=_depth, budget=budget,
                   context=_context or tx.to, path=_path)

@@ -19,6 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 import eth_abi
+import eth_abi.registry
+from eth_abi.codec import ABICodec
+from eth_abi.decoding import AddressDecoder
 from eth_abi.exceptions import DecodingError
 from eth_abi.grammar import parse as parse_type
 from eth_utils import to_checksum_address
@@ -116,6 +119,20 @@ _checksum = lru_cache(maxsize=8192)(to_checksum_address)
 """EIP-55 checksum (a keccak-256 per call) of addresses already seen."""
 
 
+class _AddressDecoder(AddressDecoder):
+    """eth-abi's address decoder, returning ``0x`` + lowercase hex directly: the same value its
+    ``to_normalized_address`` gives for 20 bytes, without that function's generic conversions."""
+
+    decoder_fn = staticmethod(lambda data: "0x" + data.hex())
+
+
+_REGISTRY = eth_abi.registry.registry.copy()
+_REGISTRY.unregister_decoder("address")
+_REGISTRY.register_decoder("address", _AddressDecoder)
+_CODEC = ABICodec(_REGISTRY)
+"""eth-abi's default codec (strict decoding) with :class:`_AddressDecoder` registered for ``address``."""
+
+
 def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
     """Decode ``data`` (selector ‖ arguments) as a call of ``fn``.
 
@@ -130,7 +147,7 @@ def decode_with(fn: AbiFunction, data: bytes) -> DecodedCall:
     except BadCalldata as exc:
         raise BadCalldata(f"calldata does not decode as {fn.signature}: {exc.message}", field="data") from exc
     try:
-        values = eth_abi.decode(list(fn.input_types), args_data, strict=True)
+        values = _CODEC.decode(list(fn.input_types), args_data, strict=True)
     except UnicodeDecodeError as exc:
         raise BadCalldata(f"invalid UTF-8 in a string argument of {fn.signature}", field="data") from exc
     except _DECODE_ERRORS as exc:  # eth-abi's text may quote raw input bytes: name the error only

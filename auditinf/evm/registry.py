@@ -49,6 +49,7 @@ class AbiRegistry:
         self._by_selector: dict[str, list[tuple[AbiSource, AbiFunction]]] = {}
         self._known: dict[tuple[int, str], KnownAddress] = {}
         self._named: dict[str, AbiFunction] = {}
+        self._renamed: dict[tuple[str, int], AbiFunction] = {}  # bundled functions only: bounded
         for path in sorted((samples_dir / "abis").glob("*.json")):
             raw = path.read_bytes()
             doc = json.loads(raw)
@@ -94,8 +95,11 @@ class AbiRegistry:
         when ``fn`` leaves some unnamed (WETH9's ``balanceOf(address)`` → ERC-20's ``account``)."""
         if all(p.get("name") for p in fn.inputs):
             return fn
-        named = self._named.get(fn.signature)
-        return replace(fn, inputs=named.inputs) if named else fn
+        key = (fn.signature, id(fn))
+        if key not in self._renamed:
+            named = self._named.get(fn.signature)
+            self._renamed[key] = replace(fn, inputs=named.inputs) if named else fn
+        return self._renamed[key]
 
     def known(self, chain_id: int, address: str | None) -> KnownAddress | None:
         """What the bundle knows of ``address`` on ``chain_id`` (label, roles, token metadata)."""

@@ -27,10 +27,9 @@ _OUTPUTS = _SWAPS | {"SWEEP", "UNWRAP_WETH", "WRAP_ETH"}
 
 def _to_other(ctx: RuleContext, recipient: str | None) -> bool:
     """True when ``recipient`` is neither the signer nor a router constant (msg.sender / router)."""
-    if recipient is None:
+    if recipient is None or ctx.origin.sender is None:  # no sender given: who receives is not judged
         return False
-    sender = (ctx.origin.sender or "").lower()
-    return recipient.lower() not in (MSG_SENDER, ADDRESS_THIS, sender) and not (
+    return recipient.lower() not in (MSG_SENDER, ADDRESS_THIS, ctx.origin.sender.lower()) and not (
         ctx.tx.to and recipient.lower() == ctx.tx.to.lower())
 
 

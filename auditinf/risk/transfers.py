@@ -23,7 +23,10 @@ def lookalike_of(address: str, counterparties: tuple[str, ...]) -> str | None:
 
 
 def lookalike_findings(ctx: RuleContext, address: str, role: str) -> list[Finding]:
-    known = lookalike_of(address, ctx.counterparties)
+    """``address_poisoning_lookalike`` when ``address`` imitates a known counterparty or the
+    signer's own address (poisoners also mimic the victim's own account)."""
+    own = (ctx.origin.sender,) if ctx.origin.sender else ()
+    known = lookalike_of(address, ctx.counterparties + own)
     if known is None:
         return []
     return [Finding("address_poisoning_lookalike", Severity.HIGH,
