@@ -223,3 +223,27 @@ def test_sqlite_reads_do_not_take_the_write_lock(every10: Ledger):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_record_jcs_refuses_fails_alone_inside_a_batch(every10: Ledger, signer):
+    every10.signer = SlowFirstSign(signer)
+    outcomes: dict[int, object] = {}
+
+    def append(i: int) -> None:
+        content = {"kind": "test", "i": i, "amount": 2**60 if i == 4 else i}  # 2^60: beyond I-JSON
+        try:
+            outcomes[i] = every10.append(content)
+        except LedgerError as exc:
+            outcomes[i] = exc
+
+    first = threading.Thread(target=append, args=(0,))
+    first.start()
+    time.sleep(0.1)
+    rest = [threading.Thread(target=append, args=(i,)) for i in range(1, 9)]
+    for t in rest:
+        t.start()
+    for t in [first, *rest]:
+        t.join()
+    assert isinstance(outcomes[4], LedgerError) and outcomes[4].code == "invalid_record"
+    assert sorted(o.seq for i, o in outcomes.items() if i != 4) == list(range(8))
+    assert verify_rows(every10.rows(), {signer.kid: signer.verifier}) == 8

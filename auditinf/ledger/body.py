@@ -57,16 +57,25 @@ def prepare(content: dict[str, Any]) -> PreparedContent:
             raise LedgerError(f"record member {name!r} is set by the ledger", code="invalid_record")
         try:
             members.append((_sort_key(name), rfc8785.dumps(name) + b":" + rfc8785.dumps(value)))
-        except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        except Exception as exc:  # rfc8785 raises several types (domain errors, unsupported types, …)
             raise LedgerError(f"record member {name!r} is not RFC 8785 JSON: {type(exc).__name__}",
                               code="invalid_record") from exc
     return PreparedContent(tuple(members))
 
 
+_STAMP_KEYS = {name: _sort_key(name) for name in STAMP_FIELDS}
+_VERSION_MEMBER = (_STAMP_KEYS["v"], b'"v":%d' % BODY_VERSION)
+
+
 def stamp(prepared: PreparedContent, *, seq: int, prev: str, kid: str, ts: str) -> bytes:
-    """The canonical body: ``prepared`` plus the stamp fields (``prev`` and ``kid`` hex, ``ts`` ISO-8601)."""
-    stamped = {"kid": kid, "prev": prev, "seq": seq, "ts": ts, "v": BODY_VERSION}
-    members = list(prepared.members)
-    members.extend((_sort_key(k), rfc8785.dumps(k) + b":" + rfc8785.dumps(v)) for k, v in stamped.items())
-    members.sort(key=lambda m: m[0])
-    return b"{" + b",".join(m[1] for m in members) + b"}"
+    """The canonical body: ``prepared`` plus the stamp fields. ``prev`` and ``kid`` are lowercase
+    hex and ``seq`` a non-negative integer below 2^53 (written as they are); ``ts`` is serialised
+    by RFC 8785."""
+    members = [*prepared.members,
+               (_STAMP_KEYS["kid"], b'"kid":"%s"' % kid.encode()),
+               (_STAMP_KEYS["prev"], b'"prev":"%s"' % prev.encode()),
+               (_STAMP_KEYS["seq"], b'"seq":%d' % seq),
+               (_STAMP_KEYS["ts"], b'"ts":' + rfc8785.dumps(ts)),
+               _VERSION_MEMBER]
+    members.sort()  # names are unique: tuples order by their UTF-16 sort key alone
+    return b"{" + b",".join([m[1] for m in members]) + b"}"

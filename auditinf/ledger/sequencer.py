@@ -5,7 +5,7 @@ every job queued behind it (up to ``max_batch``), and hands the batch to ``commi
 transaction, so one fsync for the whole batch. A caller is answered only after ``commit``
 returned, i.e. after its transaction committed. If ``commit`` raises, *every* job of the batch
 fails with :class:`~auditinf.errors.LedgerError` (the transaction rolled back: no partial record,
-no gap). There is no waiting for a batch to fill: under no load a job commits alone, under load
+no gap); a job whose result is an exception (refused before the transaction) fails alone. There is no waiting for a batch to fill: under no load a job commits alone, under load
 the batch is whatever queued during the previous commit.
 """
 
@@ -100,4 +100,7 @@ class Sequencer:
                 job.future.set_exception(error)
         else:
             for job, result in zip(batch, results, strict=True):
-                job.future.set_result(result)
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)

@@ -22,8 +22,6 @@ again. On any disagreement appends and checkpoints are refused with :class:`Ledg
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +36,8 @@ from sqlmodel import Column, Field, Session, SQLModel
 
 from ..errors import InputError, LedgerError, NotFound
 from . import checkpoints
-from .body import PreparedContent, prepare, stamp
+from .batch import BatchSigner, stamp_batch
+from .body import PreparedContent, prepare
 from .canonical import GENESIS_PREV
 from .checkpoints import SIZE_TYPE, CheckpointRow
 from .engines import PG_HEAD_LOCK, open_engine, open_engines, sqlite_path
@@ -123,6 +122,7 @@ class Ledger:
         self._tree_mutex = threading.Lock()  # held by a batch and by a tree catch-up
         self._writer_lock = threading.Lock()
         self._sequencer: Sequencer | None = None
+        self._batch_signer = BatchSigner()
         self._closed = False
         self._broken: LedgerError | None = None
         self._last_checkpoint_at = time.monotonic()
@@ -143,8 +143,7 @@ class Ledger:
         the store contradicts its checkpoints; ``ledger_error`` if the batch could not be committed
         — nothing of it is written (one transaction).
         """
-        prepared = prepare(content)
-        return self._submit("append", (prepared, attach))
+        return self._submit("append", (content, attach))
 
     def checkpoint_now(self) -> CheckpointRow:
         """Sign a checkpoint covering every record now stored, unless the latest already does;
@@ -178,11 +177,21 @@ class Ledger:
         return sequencer.submit(kind, payload)
 
     def _commit_batch(self, jobs: Sequence[Job]) -> list[Any]:
-        """One transaction for ``jobs`` (runs on the writer thread): lock the head, re-read it,
-        append the records, issue a checkpoint if one is due or asked for, commit."""
+        """One transaction for ``jobs`` (runs on the writer thread): canonicalise each record's
+        content (a record JCS refuses fails alone), lock the head, re-read it, stamp, sign and
+        insert the records, issue a checkpoint if one is due or asked for, commit."""
         if self._broken is not None:
             raise self._broken
         signer = self.signer
+        results: list[Any] = [None] * len(jobs)
+        appends: list[tuple[int, PreparedContent, Any]] = []
+        for index, job in enumerate(jobs):
+            if job.kind == "append":
+                content, attach = job.payload
+                try:
+                    appends.append((index, prepare(content), attach))
+                except LedgerError as exc:
+                    results[index] = exc  # fails this append only
         with self._tree_mutex:
             tree, base = self._tree, None
             try:
@@ -195,38 +204,29 @@ class Ledger:
                         raise LedgerError(f"signing key {signer.kid} was retired; the ledger is signed by {named}",
                                           code="signing_key_retired")
                     base = tree.size
-                    prev = tree.leaf(base - 1).hex() if base else GENESIS_PREV
-                    rows, results, attached = [], [], []
-                    ts = _now()
-                    for job in jobs:
-                        if job.kind != "append":
-                            results.append(None)
-                            continue
-                        prepared, attach = job.payload
-                        if attach is not None:
-                            attached.append((attach, base + len(rows)))
-                        body = stamp(prepared, seq=base + len(rows), prev=prev, kid=signer.kid, ts=ts)
-                        digest = hashlib.sha256(b"\x00" + body).digest()
-                        prev = digest.hex()
-                        row = {"seq": base + len(rows), "leaf_hash": prev, "body": body, "kid": signer.kid,
-                               "signature": base64.b64encode(signer.sign(body)).decode()}
-                        rows.append(row)
-                        results.append(Receipt(row["seq"], prev, row["signature"], signer.kid))
-                        tree.append(digest)
-                    if rows:
-                        conn.execute(_RECORDS.insert(), rows)
+                    stamped = stamp_batch([prepared for _, prepared, _ in appends], base=base,
+                                          prev=tree.leaf(base - 1).hex() if base else GENESIS_PREV,
+                                          kid=signer.kid, ts=_now())
+                    signatures = self._batch_signer.sign(signer, stamped)
+                    tree.extend(record.leaf for record in stamped)
+                    if stamped:
+                        conn.execute(_RECORDS.insert(), [
+                            {"seq": r.seq, "leaf_hash": r.leaf.hex(), "body": r.body, "signature": sig,
+                             "kid": signer.kid} for r, sig in zip(stamped, signatures)])
+                    attached = [(attach, r.seq) for (_, _, attach), r in zip(appends, stamped) if attach is not None]
                     if attached:
                         with Session(bind=conn) as session:
                             for attach, seq in attached:
                                 attach(session, seq)
                             session.flush()
-                    forced = any(job.kind == "checkpoint" for job in jobs)
-                    checkpoint = self._checkpoint_if_due(conn, forced)
+                    checkpoint = self._checkpoint_if_due(conn, any(job.kind == "checkpoint" for job in jobs))
             except BaseException:
                 if base is not None:
                     tree.truncate(base)
                 raise
-        return [checkpoint if job.kind == "checkpoint" else r for job, r in zip(jobs, results)]
+        for (index, _, _), record, sig in zip(appends, stamped, signatures):
+            results[index] = Receipt(record.seq, record.leaf.hex(), sig, signer.kid)
+        return [checkpoint if job.kind == "checkpoint" else result for job, result in zip(jobs, results)]
 
     def _checkpoint_if_due(self, conn: Connection, forced: bool) -> CheckpointRow | None:
         """Inside the batch transaction: check the latest stored checkpoint against the tree, then
@@ -397,5 +397,6 @@ class Ledger:
             self._closed = True
         if sequencer is not None:
             sequencer.close()
+        self._batch_signer.close()
         self.engine.dispose()
         self.read_engine.dispose()
