@@ -247,3 +247,30 @@ def test_a_record_jcs_refuses_fails_alone_inside_a_batch(every10: Ledger, signer
     assert isinstance(outcomes[4], LedgerError) and outcomes[4].code == "invalid_record"
     assert sorted(o.seq for i, o in outcomes.items() if i != 4) == list(range(8))
     assert verify_rows(every10.rows(), {signer.kid: signer.verifier}) == 8
+
+
+@pytest.mark.parametrize("tamper, seq, step", [
+    (None, None, None),
+    ("UPDATE record SET body = CAST(replace(CAST(body AS TEXT), '\"i\":3', '\"i\":4') AS BLOB) WHERE seq = 3",
+     3, "leaf_hash"),
+    ("UPDATE record SET body = CAST(replace(CAST(body AS TEXT), '\"i\":3', '\"i\":4') AS BLOB), "
+     "leaf_hash = '{leaf}' WHERE seq = 3", None, "checkpoint_root"),
+    ("DELETE FROM record WHERE seq = 5", 5, "contiguous_seq"),
+    ("DELETE FROM record WHERE seq = 11", 11, "size"),
+])
+def test_hash_only_check_against_a_signed_checkpoint(every10: Ledger, tamper, seq, step):
+    from auditinf.errors import VerificationError
+    from auditinf.ledger.hashcheck import verify_against_checkpoint
+
+    for i in range(12):
+        every10.append({"kind": "test", "i": i})
+    checkpoint = opened(every10, every10.checkpoint_now().note)
+    if tamper:
+        edited = every10.get(3).body.replace(b'"i":3', b'"i":4')
+        sql(every10, tamper.format(leaf=hashlib.sha256(b"\x00" + edited).hexdigest()))
+    if step is None:
+        assert verify_against_checkpoint(every10.leaf_rows(), checkpoint) == 12
+        return
+    with pytest.raises(VerificationError) as err:
+        verify_against_checkpoint(every10.leaf_rows(), checkpoint)
+    assert (err.value.seq, err.value.step) == (seq, step)
