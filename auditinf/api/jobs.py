@@ -91,8 +91,9 @@ class JobTable:
         for job_id in expired:
             del self._jobs[job_id]
 
-    def submit(self, kind: str, request: Any, client_id: str, request_id: str) -> Job:
-        """Queue a job; raises ``Overloaded`` (503 ``job_table_full``) when the table is full."""
+    def submit(self, kind: str, request: Any, client_id: str, request_id: str) -> dict[str, Any]:
+        """Queue a job and return its state as queued (``Job.to_dict``); raises ``Overloaded``
+        (503 ``job_table_full``) when the table is full."""
         now = time.monotonic()
         with self._lock:
             self._purge(now)
@@ -104,8 +105,9 @@ class JobTable:
             job = Job(id=str(uuid.uuid4()), kind=kind, request_id=request_id, client_id=client_id, request=request,
                       created_at=_now())
             self._jobs[job.id] = job
+            queued = job.to_dict()  # before a worker can pick it up
         self._pool.submit(self._execute, job)
-        return job
+        return queued
 
     def get(self, job_id: str) -> Job:
         """The job ``job_id``; raises ``NotFound`` (404) for an unknown or expired id."""
@@ -201,7 +203,7 @@ async def submit_job(request: Request, body: Body, client_id: ClientId = "anonym
     ctx = current_request()
     request_id = ctx.request_id if ctx is not None else str(uuid.uuid4())
     job = request.app.state.jobs.submit(kind, inner, client_id, request_id)
-    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+    return JSONResponse(job, status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"})
 
 
 @router.get("/v1/jobs/{job_id}", responses={404: {"description": "unknown or expired job id"}})
