@@ -19,9 +19,12 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
 import threading
+from functools import lru_cache
 from typing import Any, Callable
 
+import certifi
 import httpx
 import openai
 
@@ -94,11 +97,13 @@ class HostedBackend:
         if not self.configured:
             raise BackendUnavailable("no hosted model configured (AUDITINF_HOSTED_BASE_URL / _MODEL)",
                                      error_type="not_configured")
+        timeout = httpx.Timeout(timeout_s, connect=min(5.0, timeout_s))
         client = openai.OpenAI(
             base_url=self.base_url,
             api_key=self._api_key or "not-needed",
             max_retries=0,
-            timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
+            timeout=timeout,
+            http_client=openai.DefaultHttpxClient(verify=_tls_context(), timeout=timeout),
         )
         try:
             response = _within(timeout_s, client.close, lambda: client.chat.completions.create(
@@ -138,6 +143,14 @@ class HostedBackend:
             raise
         return ModelAnswer(content=content, finish_reason=choice.finish_reason, tokens_in=tokens_in,
                            tokens_out=tokens_out, response_model=served, response_id=safe_label(response.id))
+
+
+@lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context (CA bundle: certifi, as httpx's default) per process: building it for every
+    attempt cost 20-140 ms of CA loading (bench/gateway.py). Each attempt still gets its own
+    client, so abandoning a timed-out call closes only that call's connection."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _within(timeout_s: float, abandon: Callable[[], None], call: Callable[[], Any]) -> Any:
