@@ -204,8 +204,11 @@ def report(results: dict, levels: list[int], with_litellm: bool) -> None:
                   f"{(r['p50'] - base['p50']) * 1e3:10.1f} {(r['p99'] - base['p99']) * 1e3:10.1f} {r['rps']:8.1f}")
         if with_litellm:
             a, lt = results["auditinf", c], results["litellm", c]
-            ratio = lambda key: (a[key] - base[key]) / max(lt[key] - base[key], 1e-9)  # noqa: E731
-            print(f"{c:>3} ratio auditinf/litellm: added p50 {ratio('p50'):.2f}×, added p99 {ratio('p99'):.2f}×, "
+            def ratio(key: str) -> str:
+                mine, theirs = a[key] - base[key], lt[key] - base[key]
+                return f"{mine / theirs:.2f}×" if theirs > 0 and mine >= 0 else "n/a (baseline noise)"
+
+            print(f"{c:>3} ratio auditinf/litellm: added p50 {ratio('p50')}, added p99 {ratio('p99')}, "
                   f"throughput {a['rps'] / lt['rps']:.2f}×")
 
 

