@@ -69,7 +69,8 @@ def captured_call(tmp: Path, policy: Path, body: dict) -> tuple[list[dict], dict
         n_tokens = 0
 
         def create_chat_completion(self, *, messages, stream, **params):  # noqa: ANN001, ANN003
-            seen.update(messages=messages, params=params)
+            seen.setdefault("messages", messages)  # the first attempt (a repair attempt would follow)
+            seen.setdefault("params", params)
             return iter([{"choices": [{"delta": {}, "finish_reason": "stop"}]}])
 
     original = local.load_llama
@@ -77,7 +78,7 @@ def captured_call(tmp: Path, policy: Path, body: dict) -> tuple[list[dict], dict
     try:
         settings = Settings(ledger_url=f"sqlite:///{tmp / 'capture.db'}", key_file=tmp / "keys/signing.key",
                             policy=policy)
-        Service(settings, Ledger(settings.ledger_url, generate_key(tmp / "capture-keys/k.key", "c"))).explain(body)
+        Service(settings, Ledger(settings.ledger_url, generate_key(tmp / f"capture-keys/{os.urandom(4).hex()}.key", "c"))).explain(body)
     finally:
         local.load_llama = original
         local.shutdown_workers()
