@@ -217,3 +217,24 @@ def test_router_recipient_not_judged_without_a_sender():
     tx = parse_transaction({"chain_id": 1, "to": UR, "data": data})
     codes = {f.code for f in evaluate(RuleContext(tx=tx, call=analyse_call(tx, REG), registry=REG))}
     assert "swap_recipient_not_sender" not in codes
+
+
+def test_type4_request_through_the_service(det_service):
+    """r/s of an EIP-7702 authorisation are public signature parts: the request is answered,
+    not refused as carrying a key; a malformed list is a typed 4xx."""
+    from auditinf.errors import InputError
+
+    auth = [{"chainId": "0x1", "address": DRAINER, "nonce": "0x7", "yParity": "0x0",
+             "r": "0x" + "ab" * 32, "s": "0x" + "cd" * 32}]
+    answer = det_service.risk({"chain_id": 1, "from": ME, "to": ME, "data": "0x", "authorizationList": auth})
+    (finding,) = [f for f in answer["findings"] if f["code"] == "eip7702_authorization"]
+    assert finding["severity"] == "critical" and finding["evidence"]["delegate"] == DRAINER
+    assert finding["evidence"]["nonce"] == "7"
+    for bad, field in ([{"chainId": "0x1", "address": "0x12", "nonce": "0x0"}], "authorizationList[0].address"), \
+                      ([{"chainId": -1, "address": DRAINER, "nonce": "0x0"}], "authorizationList[0].chainId"):
+        with pytest.raises(InputError) as err:
+            det_service.risk({"chain_id": 1, "from": ME, "to": ME, "authorizationList": bad})
+        assert err.value.field == field and err.value.http_status < 500
+    with pytest.raises(InputError) as err:
+        det_service.risk({"chain_id": 1, "from": ME, "to": USDC, "known_counterparties": ["0x1234"]})
+    assert err.value.code == "invalid_address"
