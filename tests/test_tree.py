@@ -96,3 +96,34 @@ def test_content_json_cannot_carry_is_refused_alone(content):
     with pytest.raises(LedgerError) as err:
         prepare(content)
     assert err.value.code == "invalid_record"
+
+
+WILD = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+    | st.sampled_from(["\ud800", "\U0001f600", "\uff61", "a:1.5", "x,1234567890123456", "\u2028\x7f\x00\"\\"]),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.text() | st.integers() | st.sampled_from(["\U0001f600", "\uff61"]), inner, max_size=4),
+    max_leaves=12)
+
+
+def outcome(fn, value):
+    try:
+        return fn(value)
+    except Exception:  # noqa: BLE001 - any refusal counts as "refused"
+        return "refused"
+
+
+@settings(max_examples=600, deadline=None)
+@given(WILD)
+def test_fast_canonical_path_equals_rfc8785_or_both_refuse(value):
+    from auditinf.ledger.body import _canonical
+
+    assert outcome(_canonical, value) == outcome(rfc8785.dumps, value)
+
+
+@pytest.mark.parametrize("value", [{2: "a", 10: "b"}, {"k": {1: 2}}, [1.0], {"x": 2**53 + 1}, "\U0001f600",
+                                   {"\uff61": 1, "\U0001f600": 2}, -(10**15), [True, None, 0]])
+def test_fast_canonical_path_edge_cases(value):
+    from auditinf.ledger.body import _canonical
+
+    assert outcome(_canonical, value) == outcome(rfc8785.dumps, value)
