@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..errors import LedgerError
@@ -25,13 +23,27 @@ __all__ = ["Job", "Sequencer"]
 log = logging.getLogger("auditinf.ledger")
 
 
-@dataclass
 class Job:
-    """One request to the writer: ``kind`` (``append``, ``checkpoint``, ``sync``) and its payload."""
+    """One request to the writer: ``kind`` (``append``, ``checkpoint``) and its payload. The caller
+    waits on a plain lock the writer releases once the outcome is set — lighter than a Future,
+    which matters when hundreds of callers wake after each batch."""
 
-    kind: str
-    payload: Any = None
-    future: Future = field(default_factory=Future)
+    __slots__ = ("kind", "payload", "result", "error", "_done")
+
+    def __init__(self, kind: str, payload: Any = None) -> None:
+        self.kind, self.payload, self.result, self.error = kind, payload, None, None
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self._done.release()
+
+    def wait(self) -> Any:
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 _STOP = Job("stop")
@@ -57,7 +69,7 @@ class Sequencer:
             if self._closed:
                 raise LedgerError("ledger is closed", code="ledger_closed")
             self._queue.put(job)
-        return job.future.result()
+        return job.wait()
 
     def close(self) -> None:
         """Finish every queued job, then stop the writer (idempotent)."""
@@ -91,16 +103,16 @@ class Sequencer:
             results = self._commit(batch)
         except LedgerError as exc:
             for job in batch:
-                job.future.set_exception(exc)
+                job.finish(error=exc)
         except Exception as exc:  # never let the writer die: the batch fails, the next one may succeed
             log.error("ledger batch of %d failed: %s", len(batch), type(exc).__name__)
             error = LedgerError(f"audit records could not be committed: {type(exc).__name__}")
             error.__cause__ = exc
             for job in batch:
-                job.future.set_exception(error)
+                job.finish(error=error)
         else:
             for job, result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):
-                    job.future.set_exception(result)
+                    job.finish(error=result)
                 else:
-                    job.future.set_result(result)
+                    job.finish(result)

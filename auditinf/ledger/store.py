@@ -168,6 +168,9 @@ class Ledger:
             raise LedgerError("ledger opened without a signing key")
         if self._broken is not None:
             raise self._broken
+        sequencer = self._sequencer
+        if sequencer is not None:  # the common case, without the lock (a closed sequencer refuses)
+            return sequencer.submit(kind, payload)
         with self._writer_lock:
             if self._closed:
                 raise LedgerError("ledger is closed", code="ledger_closed")
