@@ -11,7 +11,7 @@ import pytest
 import rfc8785
 
 from auditinf.errors import PolicyError
-from auditinf.policy import load_policy, parse_policy
+from auditinf.policy import load_policy, parse_policy, usd_text
 
 from .conftest import write_policy
 
@@ -135,8 +135,6 @@ def test_write_policy_helper_extra_merges_models(tmp_path: Path):
 
 
 def test_costs_are_plain_decimal_strings():
-    from auditinf.policy import usd_text
-
     assert usd_text(Decimal(14) / Decimal(10**8)) == "0.00000014"  # never "1.4E-7"
     assert usd_text(Decimal("100")) == "100" and usd_text(Decimal("0E-12")) == "0"
     assert usd_text(Decimal("2.50")) == "2.5"

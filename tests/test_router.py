@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 
+import httpx
 import pytest
 
+from auditinf import service as service_module
 from auditinf.errors import UpstreamError
 from auditinf.inference import Breakers, Candidate, StreamSink, build_prompt, route
+from auditinf.inference.hosted import _retry_after
+from auditinf.obs.context import RequestContext, bind_request
 from auditinf.policy import parse_policy
 
 from .fakes.backends import ScriptedBackend
@@ -175,9 +180,6 @@ def test_failures_of_a_candidate_feed_its_breaker():
 
 
 def test_service_records_a_stream_interrupted_by_a_failing_model(make_service, monkeypatch):
-    from auditinf import service as service_module
-    from auditinf.obs.context import RequestContext, bind_request
-
     failing = StreamingBackend("local", "local-gguf", [RuntimeError("llama_decode returned -1")])
     real = service_module.make_backend
     monkeypatch.setattr(service_module, "make_backend",
@@ -190,3 +192,15 @@ def test_service_records_a_stream_interrupted_by_a_failing_model(make_service, m
     record = stored(service, answer["receipt"]["seq"])
     assert record["stream_interrupted"] is True and record["request_id"] == "stream-1"
     assert [a["model"] for a in record["attempts"]] == ["local-gguf", "deterministic"]
+
+
+@pytest.mark.parametrize("header,seconds", [
+    ("2", 2.0), ("0.5", 0.5), ("-3", 0.0),
+    ("Sun, 29 Nov 2026 12:00:30 GMT", 30.0),   # RFC 9110 HTTP-date, 30 s after "now"
+    ("Sun, 29 Nov 2026 11:59:00 GMT", 0.0),    # in the past: retry now
+    ("soon", None), (None, None),
+])
+def test_retry_after_header_forms(header, seconds):
+    response = httpx.Response(429, headers={"retry-after": header} if header is not None else {})
+    now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
+    assert _retry_after(response, now) == seconds

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import ssl
 import threading
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -53,12 +55,23 @@ def map_openai_error(exc: openai.OpenAIError) -> InferenceError:
     return UpstreamError(f"hosted model call failed: {type(exc).__name__}")
 
 
-def _retry_after(response: httpx.Response | None) -> float | None:
+def _retry_after(response: httpx.Response | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 §10.2.3: delay-seconds or an
+    HTTP-date), or ``None`` when absent or unparseable."""
     value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
 class HostedBackend:
