@@ -204,3 +204,12 @@ def test_retry_after_header_forms(header, seconds):
     response = httpx.Response(429, headers={"retry-after": header} if header is not None else {})
     now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
     assert _retry_after(response, now) == seconds
+
+
+def test_answer_refused_by_the_guards_still_records_its_tokens_and_cost():
+    calm = {"summary": "Approves 0xdeadbeefdeadbeef to spend.", "key_points": [], "risk_notes": []}
+    a = ScriptedBackend(name="a", script=[calm], tokens=(1000, 500), response_model="m-1")
+    result = run(policy(), a, ScriptedBackend(name="b"))
+    first = result.attempts[0]
+    assert first.error_type == "unsupported_claim" and (first.tokens_in, first.tokens_out) == (1000, 500)
+    assert Decimal(first.cost_usd) == (1000 * 2 + 500 * 4) / Decimal(10**6) and first.response_model == "m-1"

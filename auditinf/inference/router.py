@@ -129,7 +129,7 @@ class _Recorder:
 
     def add(self, cand: Candidate, n: int, started: float, wall: datetime, outcome: str, *,
             answer: ModelAnswer | None = None, exc: InferenceError | None = None, repair: bool = False) -> None:
-        source = answer or exc
+        source = answer if answer is not None else exc  # a refused answer was still billed
         tokens_in, tokens_out = getattr(source, "tokens_in", None), getattr(source, "tokens_out", None)
         served = getattr(source, "response_model", None)
         warning = None
@@ -176,6 +176,7 @@ def route(prompt: Prompt, *, candidates: list[Candidate], data_class: str, polic
                 break
             n += 1
             started, wall = time.monotonic(), datetime.now(timezone.utc)
+            answer = None
             try:
                 answer = _generate(backend, current, data_class, min(cand.spec.timeout_s, left), stream)
                 check_consistent(answer.content, risk_level, prompt.facts)
@@ -184,7 +185,7 @@ def route(prompt: Prompt, *, candidates: list[Candidate], data_class: str, polic
                 if exc.error_type == "auth":  # an operator must fix the credentials; the key is never logged
                     log.warning("model %s: upstream auth failure (HTTP %s); check its API key", cand.spec.name,
                                 exc.status)
-                rec.add(cand, n, started, wall, "error" if configured else "skipped", exc=exc,
+                rec.add(cand, n, started, wall, "error" if configured else "skipped", answer=answer, exc=exc,
                         repair=current.repair is not None)
                 if exc.error_type == "response_format_unsupported" and not adapted:
                     adapted, budget = True, budget + 1  # one adaptation, not counted against max_attempts
