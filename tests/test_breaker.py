@@ -67,3 +67,13 @@ def test_registry_keeps_state_and_follows_new_settings():
     assert again is a and a.settings.open_s == 1
     clock.now += 1
     assert breakers.states() == {"hosted-a": HALF_OPEN}
+
+
+def test_a_probe_without_verdict_is_given_back():
+    clock = Clock()
+    breaker = CircuitBreaker(BreakerPolicy(open_after_consecutive_failures=1, open_s=5, half_open_probes=1), clock)
+    breaker.failure()
+    clock.now += 5
+    assert breaker.allow() and not breaker.allow()
+    breaker.release()  # e.g. the backend turned out not to be configured
+    assert breaker.state == HALF_OPEN and breaker.allow()

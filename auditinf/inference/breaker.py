@@ -22,8 +22,8 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
 class CircuitBreaker:
-    """One backend's breaker. Call :meth:`allow` before an attempt, then :meth:`success` or
-    :meth:`failure` with its outcome."""
+    """One backend's breaker. Call :meth:`allow` before an attempt, then :meth:`success`,
+    :meth:`failure` or (no verdict) :meth:`release` with its outcome."""
 
     def __init__(self, settings: BreakerPolicy, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
@@ -58,6 +58,12 @@ class CircuitBreaker:
                 self._probes += 1
                 return True
             return False
+
+    def release(self) -> None:
+        """An allowed attempt ended without telling anything about the backend (not configured,
+        a request-format adaptation): give its half-open probe back."""
+        with self._lock:
+            self._probes = max(0, self._probes - 1)
 
     def success(self) -> None:
         """The attempt succeeded: close the breaker."""

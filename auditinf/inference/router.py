@@ -187,11 +187,14 @@ def route(prompt: Prompt, *, candidates: list[Candidate], data_class: str, polic
                                 exc.status)
                 rec.add(cand, n, started, wall, "error" if configured else "skipped", answer=answer, exc=exc,
                         repair=current.repair is not None)
-                if exc.error_type == "response_format_unsupported" and not adapted:
+                adapting = exc.error_type == "response_format_unsupported" and not adapted
+                if breaker is not None and configured and not adapting:
+                    breaker.failure()
+                elif breaker is not None:  # no verdict on the backend: its probe (if any) is given back
+                    breaker.release()
+                if adapting:
                     adapted, budget = True, budget + 1  # one adaptation, not counted against max_attempts
                     continue
-                if breaker is not None and configured:
-                    breaker.failure()
                 if stream is not None and stream.started:
                     interrupted = True
                     break
