@@ -274,3 +274,13 @@ def test_hash_only_check_against_a_signed_checkpoint(every10: Ledger, tamper, se
     with pytest.raises(VerificationError) as err:
         verify_against_checkpoint(every10.leaf_rows(), checkpoint)
     assert (err.value.seq, err.value.step) == (seq, step)
+
+
+def test_append_with_checkpoint_is_covered_in_the_same_transaction(every10: Ledger):
+    every10.append({"kind": "test"})
+    receipt = every10.append({"kind": "gate"}, checkpoint=True)
+    latest = every10.latest_checkpoint()
+    assert latest.size == receipt.seq + 1 == 2
+    row, proof = every10.covering_checkpoint(receipt.seq)
+    assert row == latest  # nothing new signed
+    merkle.verify_inclusion(receipt.seq, 2, bytes.fromhex(receipt.leaf_hash), proof, opened(every10, row.note).root)

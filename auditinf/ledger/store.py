@@ -130,8 +130,13 @@ class Ledger:
             self._check_against_latest_checkpoint()
 
     # -- appending -----------------------------------------------------------------------------
-    def append(self, content: dict[str, Any], *, attach: Callable[[Session, int], None] | None = None) -> Receipt:
+    def append(self, content: dict[str, Any], *, attach: Callable[[Session, int], None] | None = None,
+               checkpoint: bool = False) -> Receipt:
         """Stamp ``content`` with ``v``, ``seq``, ``prev``, ``kid`` and ``ts``, sign, and commit.
+
+        ``checkpoint=True`` signs a checkpoint covering the record in the record's own transaction
+        (no second round trip), so that :meth:`covering_checkpoint` finds it — what a gate
+        ``allow`` needs.
 
         ``attach(session, seq)``, when given, adds rows that belong to this record (e.g. the vault's
         sealed openings) to the same transaction: they commit with the record or not at all (and
@@ -143,7 +148,7 @@ class Ledger:
         the store contradicts its checkpoints; ``ledger_error`` if the batch could not be committed
         — nothing of it is written (one transaction).
         """
-        return self._submit("append", (content, attach))
+        return self._submit("append", (content, attach, checkpoint))
 
     def checkpoint_now(self) -> CheckpointRow:
         """Sign a checkpoint covering every record now stored, unless the latest already does;
@@ -190,7 +195,7 @@ class Ledger:
         appends: list[tuple[int, PreparedContent, Any]] = []
         for index, job in enumerate(jobs):
             if job.kind == "append":
-                content, attach = job.payload
+                content, attach, _ = job.payload
                 try:
                     appends.append((index, prepare(content), attach))
                 except LedgerError as exc:
@@ -222,7 +227,8 @@ class Ledger:
                             for attach, seq in attached:
                                 attach(session, seq)
                             session.flush()
-                    checkpoint = self._checkpoint_if_due(conn, any(job.kind == "checkpoint" for job in jobs))
+                    forced = any(job.kind == "checkpoint" or (job.kind == "append" and job.payload[2]) for job in jobs)
+                    checkpoint = self._checkpoint_if_due(conn, forced)
             except BaseException:
                 if base is not None:
                     tree.truncate(base)
