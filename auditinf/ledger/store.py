@@ -24,57 +24,30 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import LargeBinary, inspect, select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Column, Field, Session, SQLModel
+from sqlmodel import Session, SQLModel
 
 from ..errors import InputError, LedgerError, NotFound
 from . import checkpoints
 from .batch import BatchSigner, stamp_batch
 from .body import PreparedContent, prepare
 from .canonical import GENESIS_PREV
-from .checkpoints import SIZE_TYPE, CheckpointRow
+from .checkpoints import CheckpointRow
 from .engines import PG_HEAD_LOCK, open_engine, open_engines, sqlite_path
 from .keyevents import KeyEventRow, active_kid
 from .keys import Signer
+from .records import RECORDS as _RECORDS
+from .records import Receipt, RecordRow
 from .sequencer import Job, Sequencer
 from .tree import MerkleTree
 
 __all__ = ["RecordRow", "Receipt", "Ledger", "open_engine"]
-
-
-class RecordRow(SQLModel, table=True):
-    """One stored record. ``body`` is the RFC 8785 canonical JSON, byte for byte."""
-
-    __tablename__ = "record"
-
-    seq: int = Field(sa_column=Column(SIZE_TYPE, primary_key=True, autoincrement=False))
-    leaf_hash: str = Field(max_length=64, index=True)
-    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    signature: str = Field(max_length=128)
-    kid: str = Field(max_length=16)
-
-
-_RECORDS = RecordRow.__table__
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What the caller gets for a committed record: ``{seq, leaf_hash, signature, kid}``."""
-
-    seq: int
-    leaf_hash: str
-    signature: str  # base64 Ed25519 signature over the body
-    kid: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "leaf_hash": self.leaf_hash, "signature": self.signature, "kid": self.kid}
 
 
 def _now() -> str:
