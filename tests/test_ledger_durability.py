@@ -186,3 +186,16 @@ def test_two_uvicorn_workers_on_one_sqlite_file_make_one_chain(tmp_path: Path, s
         server.wait(timeout=60)
     assert len(results) == 160
     assert_one_chain(url, signer, results, 160)
+
+
+def test_leaf_rows_and_hash_only_check_on_postgres(signer, pg_url: str):
+    from auditinf.ledger.hashcheck import verify_against_checkpoint
+
+    ledger = Ledger(pg_url, signer)
+    for i in range(25):
+        ledger.append({"kind": "test", "i": i})
+    row = ledger.checkpoint_now()
+    checkpoint, _ = open_checkpoint(row.note.encode(), ORIGIN, [NoteVerifier.from_log_key(signer.verifier)])
+    assert [r[0] for r in ledger.leaf_rows(batch=7)] == list(range(25))
+    assert verify_against_checkpoint(ledger.leaf_rows(), checkpoint) == 25
+    ledger.close()

@@ -127,3 +127,11 @@ def test_fast_canonical_path_edge_cases(value):
     from auditinf.ledger.body import _canonical
 
     assert outcome(_canonical, value) == outcome(rfc8785.dumps, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 600))
+def test_level_by_level_root_is_the_rfc6962_root(n):
+    from auditinf.ledger.tree import root_of
+
+    assert root_of(leaves(n)) == merkle.root(leaves(n))

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from ..errors import VerificationError
 from .note import Checkpoint
-from .tree import MerkleTree
+from .tree import root_of
 
 __all__ = ["verify_against_checkpoint"]
 
@@ -48,7 +48,7 @@ def verify_against_checkpoint(rows: Iterable[tuple[int, str, bytes]], checkpoint
         raise VerificationError(f"{len(leaves)} records stored, checkpoint covers {size} (truncated)",
                                 seq=len(leaves), step="size")
     # 4.
-    if MerkleTree(leaves).root(size) != checkpoint.root:
+    if root_of(leaves) != checkpoint.root:
         raise VerificationError(f"the bodies do not hash to the root of checkpoint {size}", seq=None,
                                 step="checkpoint_root")
     return size

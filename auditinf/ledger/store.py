@@ -365,17 +365,25 @@ class Ledger:
             yield from chunk
             last = chunk[-1].seq
 
-    def leaf_rows(self, start: int = 0, batch: int = 5000) -> Iterator[tuple[int, str, bytes]]:
+    def leaf_rows(self, start: int = 0, batch: int = 10000) -> Iterator[tuple[int, str, bytes]]:
         """``(seq, leaf hash hex, body)`` of every record from ``start``, in seq order — the light
-        row stream hash-only checks read (:mod:`.hashcheck`)."""
+        row stream hash-only checks read (:mod:`.hashcheck`). Read through the driver's own
+        cursor: building result rows would cost more than hashing the bodies."""
         last = start - 1
         while True:
             with self.read_engine.connect() as conn:
-                chunk = conn.execute(select(_RECORDS.c.seq, _RECORDS.c.leaf_hash, _RECORDS.c.body)
-                                     .where(_RECORDS.c.seq > last).order_by(_RECORDS.c.seq).limit(batch)).all()
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                cursor = conn.connection.dbapi_connection.cursor()
+                try:
+                    cursor.execute(f"SELECT seq, leaf_hash, body FROM record WHERE seq > {mark} ORDER BY seq "
+                                   f"LIMIT {int(batch)}", (last,))
+                    chunk = cursor.fetchall()
+                finally:
+                    cursor.close()
             if not chunk:
                 return
-            yield from chunk
+            for seq, leaf, body in chunk:
+                yield seq, leaf, bytes(body)
             last = chunk[-1][0]
 
     def close(self) -> None:

@@ -18,12 +18,13 @@ and mutation.
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .merkle import EMPTY_ROOT, node_hash
 
-__all__ = ["MerkleTree"]
+__all__ = ["MerkleTree", "root_of"]
 
 _H = 32
 
@@ -31,6 +32,21 @@ _H = 32
 def _split(n: int) -> int:
     """Largest power of two smaller than ``n`` (n ≥ 2), RFC 6962 §2.1."""
     return 1 << ((n - 1).bit_length() - 1)
+
+
+def root_of(leaves: Sequence[bytes]) -> bytes:
+    """MTH of ``leaves`` computed level by level — pair neighbours, carry an odd last node up
+    unchanged — which builds exactly the RFC 6962 left-balanced tree; for a one-off root over
+    many leaves (no proofs), about twice as fast as building a :class:`MerkleTree`."""
+    if not leaves:
+        return EMPTY_ROOT
+    sha256, level = hashlib.sha256, list(leaves)
+    while len(level) > 1:
+        paired = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) & 1:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 class MerkleTree:
