@@ -8,7 +8,10 @@ canonicalisation:
   depth scan below would misread;
 - nesting depth ≤ :data:`MAX_DEPTH` (objects and arrays);
 - every string valid Unicode (no lone surrogates such as ``"\\ud800"``; RFC 8785 / RFC 8259 §8.2);
-- numbers finite: ``NaN``, ``Infinity`` and overflowing literals such as ``1e400`` are not JSON.
+- numbers finite: ``NaN``, ``Infinity`` and overflowing literals such as ``1e400`` are not JSON;
+- no object repeats a member name (RFC 8259 §4 says names SHOULD be unique and leaves the result
+  of duplicates to the parser; I-JSON, RFC 7493 §2.3, requires unique names): ``{"private": true,
+  "private": false}`` would otherwise silently keep the last value.
 
 Fields that accept integers check their own ranges (RFC 8785 allows at most ±(2^53−1)).
 """
@@ -70,15 +73,31 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        name = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InputError("JSON object repeats a member name (RFC 7493 §2.3)", code="invalid_json",
+                         field=name if _printable(name) else None)
+    return obj
+
+
+def _printable(name: str) -> bool:
+    # ≤ 32 characters cannot hold a 32-byte hex key (64 digits) nor 12 BIP-39 words (≥ 36 letters)
+    return len(name) <= 32 and name.isascii() and name.isprintable()
+
+
 def load_json(raw: bytes | str) -> Any:
-    """Parse ``raw`` with the limits above; raises :class:`InputError` (``invalid_json``)."""
+    """Parse ``raw`` with the limits above; raises :class:`InputError` (``invalid_json``; for a
+    repeated member name ``field`` names it, unless it could hold a secret)."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
     except UnicodeDecodeError as exc:
         raise InputError("JSON must be UTF-8 encoded (RFC 8259 §8.1)", code="invalid_json") from exc
     check_depth(text)
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_members)
     except ValueError as exc:
         raise InputError("request body is not valid JSON", code="invalid_json") from exc
     _check_strings(value)
