@@ -19,11 +19,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
 
+from ..policy.classify import text_secret
+
 __all__ = ["RequestContext", "AnalysisSink", "bind_request", "current_request", "current_request_id",
            "current_stream", "request_id_from_header", "notify_analysis"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{60,}")  # a pasted 32-byte key (64 hex digits)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 class AnalysisSink(Protocol):
@@ -50,11 +53,17 @@ _CURRENT: ContextVar[RequestContext | None] = ContextVar("auditinf_request", def
 
 
 def request_id_from_header(value: str | None) -> str:
-    """The client's ``X-Request-Id`` when it is 1–64 chars of ``[A-Za-z0-9._:-]`` and is not a
-    pasted 32-byte key (a secret must never become a logged id); else a new UUID4."""
-    if value and _REQUEST_ID.match(value) and not _HEX_RUN.search(value):
+    """The client's ``X-Request-Id`` when it is 1–64 chars of ``[A-Za-z0-9._:-]`` and holds no
+    signing material — no 60+ hex-digit run, no BIP-39 phrase (the detectors of
+    :func:`auditinf.policy.classify.text_secret`, camelCase split: ``ActAddAgeAim…``) — since
+    the id is logged, stored and echoed; else a new UUID4 (RFC 9562)."""
+    if not value or not _REQUEST_ID.match(value):
+        return str(uuid.uuid4())
+    if _UUID.match(value):
         return value
-    return str(uuid.uuid4())
+    if _HEX_RUN.search(value) or text_secret(value):
+        return str(uuid.uuid4())
+    return value
 
 
 def current_request() -> RequestContext | None:
