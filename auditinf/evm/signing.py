@@ -32,7 +32,7 @@ from .typed import TypedData, field_listing, hash_typed_data, parse_typed_data, 
 from .typed.recognise import Reading
 
 __all__ = ["SIGNING_METHODS", "SigningRequest", "is_signing_request", "parse_signing_request",
-           "secret_scan_view", "message_text"]
+           "secret_scan_view", "binary_text_views", "message_text"]
 
 SIGNING_METHODS = ("eth_signTypedData_v4", "personal_sign", "eth_sign")
 MAX_TYPED_DATA_CHARS = 512 * 1024
@@ -175,13 +175,28 @@ def _blank_bytes(typed: TypedData, kind: str, value: Any) -> Any:
     return _PLACEHOLDER if kind.startswith("bytes") else value
 
 
+def _readable(data: bytes, encoding: str) -> str:
+    text = data.decode(encoding, errors="replace")
+    return "".join(" " if (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c == "\ufffd") else c for c in text)
+
+
+def binary_text_views(data: bytes) -> str:
+    """What text ``data`` holds, for the secret scan: its UTF-8, UTF-16LE and UTF-16BE readings
+    (RFC 3629, RFC 2781), control characters and undecodable bytes turned into spaces, one per
+    line. One control character or a UTF-16 encoding must not hide a phrase or key typed into a
+    message; random binary (a hash) decodes to no 64-hex-digit run nor 12 BIP-39 words."""
+    even = data[: len(data) // 2 * 2]
+    return "\n".join([_readable(data, "utf-8"), _readable(even, "utf-16-le"), _readable(even, "utf-16-be")])
+
+
 def secret_scan_view(body: dict) -> dict:
     """The body as the secret scan should see it.
 
-    Binary payloads that are hashes or binary by contract — ``eth_sign`` data, a non-text
-    ``personal_sign`` message, ``bytes``/``bytesN`` typed-data values (Seaport ``zoneHash``, a
-    domain ``salt``) — are 32 bytes as often as a private key is, and are blanked; a text message
-    is scanned as text. Anything that does not parse is scanned as sent.
+    Binary payloads are 32 bytes as often as a private key is, so their hex is not scanned:
+    ``eth_sign`` data and a non-text ``personal_sign`` message are scanned as the text they hold
+    (:func:`binary_text_views`), ``bytes``/``bytesN`` typed-data values (Seaport ``zoneHash``, a
+    domain ``salt``) are blanked. A text message is scanned as text. Anything that does not parse
+    is scanned as sent.
     """
     try:
         request = parse_signing_request(body)
@@ -194,7 +209,7 @@ def secret_scan_view(body: dict) -> dict:
                              "domain": _blank_bytes(typed, "EIP712Domain", typed.domain),
                              "message": _blank_bytes(typed, typed.primary_type, typed.message)}
     elif request.message is not None:
-        view["params"][0] = message_text(request.message) or _PLACEHOLDER
+        view["params"][0] = message_text(request.message) or binary_text_views(request.message)
     else:
-        view["params"][1] = _PLACEHOLDER
+        view["params"][1] = binary_text_views(request.raw or b"")
     return view
