@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     warm_local_models: bool = True
     log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error)$")
     jobs_max: int = Field(1000, ge=1)
+    jobs_max_bytes: int = Field(64 << 20, ge=1 << 10)  # queued job requests, JSON bytes (api/jobs.py)
     job_ttl_s: float = Field(3600.0, gt=0)
     job_workers: int = Field(2, ge=1, le=64)
 

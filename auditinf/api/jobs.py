@@ -8,6 +8,12 @@
 - The job table is bounded (``AUDITINF_JOBS_MAX``): finished jobs are kept ``AUDITINF_JOB_TTL_S``
   seconds, then dropped; when every slot holds a job, a new one is refused with 503
   ``job_table_full`` and ``Retry-After``. An unknown or expired id is 404 ``not_found``.
+- It is bounded by bytes too (``AUDITINF_JOBS_MAX_BYTES``): a queued job holds its request as
+  compact JSON bytes, parsed again (:func:`auditinf.jsonin.load_json`) when the job starts — a
+  parsed body costs ~70× its JSON (``[{}, {}, …]``: ~24 MB per MiB) — and the bytes of queued
+  requests together stay under the bound: beyond it a new job is refused with 503
+  ``job_table_full`` (``Retry-After``), a request larger than the whole bound with 413
+  ``request_too_large``.
 - Jobs run on a small thread pool (``AUDITINF_JOB_WORKERS``) and wait for room in the local
   model's queue instead of being refused. Each runs as its submitting request (same request id in
   the logs and the record). The request body is dropped as soon as the job starts.
@@ -16,6 +22,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -28,7 +35,8 @@ from typing import Any, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..errors import AuditinfError, InputError, NotFound, Overloaded
+from ..errors import AuditinfError, InputError, NotFound, Overloaded, RequestTooLarge
+from ..jsonin import load_json
 from ..obs.context import RequestContext, bind_request, current_request
 from .admission import admit
 from .deps import Body, ClientId
@@ -46,13 +54,13 @@ def _now() -> str:
 
 @dataclass
 class Job:
-    """One job's state. ``request`` is held only until the job starts."""
+    """One job's state. ``request`` (compact JSON bytes) is held only until the job starts."""
 
     id: str
     kind: str
     request_id: str
     client_id: str
-    request: Any
+    request: bytes | None
     status: str = "queued"
     created_at: str = ""
     started_at: str | None = None
@@ -71,17 +79,19 @@ class Job:
 
 
 class JobTable:
-    """Bounded table of jobs run by ``run(kind, request, client_id) -> answer`` on a thread pool.
+    """Bounded table of jobs run by ``run(kind, request, client_id) -> answer`` on a thread pool;
+    at most ``max_jobs`` jobs, and at most ``max_bytes`` bytes of queued requests (JSON).
 
     ``before_run(kind)`` blocks until the job may start (admission); ``on_done(job, outcome,
     http_status, seconds)`` observes each finished job (metrics, log) before its status is published.
     """
 
     def __init__(self, run: Callable[[str, Any, str], dict], *, max_jobs: int, ttl_s: float, workers: int,
-                 before_run: Callable[[str], None] | None = None,
+                 max_bytes: int = 64 << 20, before_run: Callable[[str], None] | None = None,
                  on_done: Callable[[Job, str, int, float], None] | None = None) -> None:
         self._run, self._before_run, self._on_done = run, before_run, on_done
-        self.max_jobs, self.ttl_s = max_jobs, ttl_s
+        self.max_jobs, self.ttl_s, self.max_bytes = max_jobs, ttl_s, max_bytes
+        self.queued_bytes = 0  # request bytes held by queued jobs
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auditinf-job")
@@ -92,8 +102,14 @@ class JobTable:
             del self._jobs[job_id]
 
     def submit(self, kind: str, request: Any, client_id: str, request_id: str) -> dict[str, Any]:
-        """Queue a job and return its state as queued (``Job.to_dict``); raises ``Overloaded``
-        (503 ``job_table_full``) when the table is full."""
+        """Queue a job for ``request`` (a JSON value, or its UTF-8 JSON bytes) and return its state
+        as queued (``Job.to_dict``); raises ``Overloaded`` (503 ``job_table_full``) when the table is
+        full, by count or by queued bytes, and ``RequestTooLarge`` (413) for a request over
+        ``max_bytes`` on its own."""
+        raw = request if isinstance(request, bytes) else \
+            json.dumps(request, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        if len(raw) > self.max_bytes:
+            raise RequestTooLarge(f"a job request is at most {self.max_bytes} bytes of JSON", field="request")
         now = time.monotonic()
         with self._lock:
             self._purge(now)
@@ -102,9 +118,13 @@ class JobTable:
                 wait = (min(finished) + self.ttl_s - now) if finished else 5.0
                 raise Overloaded(f"job table holds its maximum of {self.max_jobs} jobs", code="job_table_full",
                                  retry_after_s=max(1, int(wait) + 1))
-            job = Job(id=str(uuid.uuid4()), kind=kind, request_id=request_id, client_id=client_id, request=request,
+            if self.queued_bytes + len(raw) > self.max_bytes:
+                raise Overloaded(f"queued job requests hold their maximum of {self.max_bytes} bytes",
+                                 code="job_table_full", retry_after_s=5)
+            job = Job(id=str(uuid.uuid4()), kind=kind, request_id=request_id, client_id=client_id, request=raw,
                       created_at=_now())
             self._jobs[job.id] = job
+            self.queued_bytes += len(raw)
             queued = job.to_dict()  # before a worker can pick it up
         self._pool.submit(self._execute, job)
         return queued
@@ -132,9 +152,9 @@ class JobTable:
             try:
                 if self._before_run is not None:
                     self._before_run(job.kind)
-                request, job.request = job.request, None
+                request = self._take_request(job)
                 job.status, job.started_at = "running", _now()
-                job.result = self._run(job.kind, request, job.client_id)
+                job.result = self._run(job.kind, load_json(request), job.client_id)
             except AuditinfError as exc:
                 status, job.error, outcome = exc.http_status, exc.to_dict()["error"], "failed"
             except Exception as exc:  # a bug: the job fails, the message (maybe input) is not kept
@@ -142,11 +162,19 @@ class JobTable:
                 status, outcome = 500, "failed"
                 job.error = {"code": "internal_error", "message": "internal error"}
             finally:
-                job.request = None
+                self._take_request(job)
                 job.finished_at, job.finished_mono = _now(), time.monotonic()
                 if self._on_done is not None:
                     self._on_done(job, outcome, status, time.perf_counter() - started)
                 job.status = outcome  # published last: a client that sees it sees the metrics too
+
+    def _take_request(self, job: Job) -> bytes:
+        """The job's request bytes, released from the table's byte count (once)."""
+        with self._lock:
+            request, job.request = job.request, None
+            if request is not None:
+                self.queued_bytes -= len(request)
+        return request or b""
 
     def shutdown(self) -> None:
         """Stop accepting work; running jobs finish in the background."""
@@ -180,6 +208,7 @@ def make_job_table(service: Any, settings: Any, metrics: Any) -> JobTable:
 
     return JobTable(lambda kind, request, client_id: runners[kind](request, client_id),
                     max_jobs=settings.jobs_max, ttl_s=settings.job_ttl_s, workers=settings.job_workers,
+                    max_bytes=settings.jobs_max_bytes,
                     before_run=wait_for_room, on_done=on_done)
 
 
