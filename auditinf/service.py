@@ -149,14 +149,15 @@ class Service:
             raise InputError("request body must be a JSON object", code="invalid_request")
         return body
 
-    def _conclude(self, *, kind: str, client_id: str, dclass: str, normalised: dict, provenance: list[dict],
+    def _conclude(self, *, kind: str, client_id: str, dclass: str, normalised: dict, provenance: list[dict] | dict,
                   analysis: dict, result: RouteResult, seal: PendingSeal | None, request_id: str,
                   shadow: Callable[[], None] | None = None) -> dict:
         """Commit the audit record, then return the answer fields every request kind shares.
 
-        With ``seal`` (private requests) the input and output are kept only as commitments, their
-        openings sealed in the vault in the record's transaction; public inputs are stored in
-        clear and the input commitment's salt is only returned to the caller.
+        With ``seal`` (private requests) the input, its provenance (the ABI file matched, the
+        addresses whose chain facts were consulted) and the output are kept only as commitments,
+        their openings sealed in the vault in the record's transaction; public inputs are stored
+        in clear and the input commitment's salt is only returned to the caller.
         """
         private = seal is not None
         content = canonical_bytes(normalised)
@@ -167,6 +168,8 @@ class Service:
             commitment = seal.commit("input", "auditinf/input/v1", content)
             salt = seal.salt_of("input")
             output = {"commitment": seal.commit("output", "auditinf/output/v1", canonical_bytes(output))}
+            provenance = {"commitment": seal.commit("input.provenance", "auditinf/provenance/v1",
+                                                    canonical_bytes(provenance))}
         else:
             commitment, salt = commit("auditinf/input/v1", content)
         receipt = self.ledger.append({

@@ -50,7 +50,7 @@ def test_private_record_keeps_commitments_and_discloses(det_service):
     assert canary(1)[2:] not in row.body.decode().lower()
     assert "clear" not in body["input"] and set(body["output"]) == {"commitment"}
     openings = {o.field: o for o in det_service.vault.disclose(seq, row.body)}
-    assert set(openings) == {"input", "output", "analysis.decoded"}
+    assert set(openings) == {"input", "input.provenance", "output", "analysis.decoded"}
     # the opened input is the normalised transaction, committed exactly as SHA-256(tag‖0‖salt‖content)
     opened = json.loads(openings["input"].content)
     assert opened["transaction"]["data"] == approve(canary(1), 2**256 - 1)["data"]
@@ -152,7 +152,7 @@ def test_shred_destroys_content_and_chain_still_verifies(det_service, tmp_path: 
     assert commitment_by_hand(tag, plain[:32], plain[32:]) == commitment and canary(0)[2:].encode() in plain.lower()
 
     report = service.vault.shred("alice")
-    assert report.data_keys == 1 and report.sealed_rows == 3 * 6 and report.files_scrubbed
+    assert report.data_keys == 1 and report.sealed_rows == 4 * 6 and report.files_scrubbed
 
     raw = db_bytes(db)
     for secret in secrets:
@@ -186,7 +186,7 @@ def test_cli_disclose_and_shred(tmp_path: Path):
     assert opened["input"]["commitment"] == commitment_by_hand(
         "auditinf/input/v1", bytes.fromhex(opened["input"]["salt"]), canonical_bytes(opened["input"]["content"]))
     shredded = run(tmp_path, "shred", "--client", "cli")
-    assert shredded.returncode == 0 and json.loads(shredded.stdout)["sealed_rows"] == 3
+    assert shredded.returncode == 0 and json.loads(shredded.stdout)["sealed_rows"] == 4
     gone = run(tmp_path, "disclose", "--seq", str(seq))
     assert gone.returncode == 2 and json.loads(gone.stdout)["error"]["code"] == "content_shredded"
     assert run(tmp_path, "verify").returncode == 0
