@@ -109,6 +109,11 @@ def test_phrase_split_over_sibling_fields_refused(client, det_service, caplog, c
                           {"method": "eth_signTypedData_v4", "params": [U, td]}, "absorb abstract")
 
 
+def test_phrase_split_over_member_names_refused():
+    hit = find_secret({"message": {w: i for i, w in enumerate(phrase_parts())}})
+    assert hit is not None and hit.detector == "secret_in_field_name" and "abandon" not in hit.field
+
+
 def test_checksummed_phrase_with_repeats_split_over_fields_refused():
     """Across fields a run may repeat a word when the 12 words carry a valid BIP-39 checksum."""
     phrase = Mnemonic(Language.ENGLISH).to_mnemonic(bytes(16))  # abandon ×11 about

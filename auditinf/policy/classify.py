@@ -14,6 +14,9 @@ the detector, never the value. Detectors:
   in two's complement) are ≥ n. What a key-shaped value cannot be told from is a hash or other
   random ``bytes32``; it is refused wherever its type does not say it is one (typed-data
   ``bytes``/``bytesN`` values and the EIP-7702 signature parts ``r``/``s`` are binary by type).
+  Integers (JSON numbers, decimal strings) are not checked: uint256 ids are often uniformly
+  random 256-bit values (an ENS name's token id is its labelhash), so a key-shaped decimal would
+  refuse ordinary NFT listings.
   *Fields that are hex data by contract* — top-level ``data`` (calldata), ``bytecode`` and
   ``return_data`` (ABI-encoded output) — hold long hex runs; in them only a value of exactly 32
   bytes is checked: calldata or runtime code of exactly 32 bytes is never well formed
@@ -21,23 +24,22 @@ the detector, never the value. Detectors:
   ``return_data`` is refused when key-shaped. A value in those fields that is not hex is
   scanned as text, unless it is hex but for at most one character in 32 (malformed calldata,
   answered ``invalid_hex`` and never stored).
-- ``bip39_mnemonic`` — a run of ≥ 12 BIP-39 English words (the wordlist eth-account ships;
-  checksum not required) in one string, across the items of a list (strings, or the ``name`` of
-  each item, as ABI parameters named one word each), or across all string values in document
-  order — a phrase split over sibling fields of a struct or items of an array. camelCase and
-  snake_case are split into words. Across fields at most one word of the 12 may repeat unless
-  they carry a valid BIP-39 checksum (``abandon ×11 about``): a generated phrase repeats one
-  with probability ~3 %, while ABIs repeat ``address``, ``owner``… in document order (the
-  bundled ABIs and ordinary English prose raise no refusal). Within one string of
-  pasted words (whitespace, commas, numbering) one misspelt word is tolerated — a token of 3–8
-  letters one edit (insertion, deletion, substitution or transposition) from a BIP-39 word —
-  since pasted phrases often have a typo; not across fields or camelCase identifiers, where
-  tolerance refuses ordinary names (``offerAmount basicOrderType … zoneHash salt``).
-  Other languages' lists are not used: the Chinese lists
-  are the 2,048 most common characters, so any 12 characters of ordinary Chinese text would be
-  refused, and the Latin-script lists (French, Spanish, Italian, Czech) share many short common
-  words with English and with each other, raising false refusals of prose for phrases that
-  English-language wallets (every wallet this service analyses for) do not generate.
+- ``bip39_mnemonic`` — a run of ≥ 12 BIP-39 English words (the wordlist eth-account ships; checksum
+  not required) in one string, across the items of a list (strings, or the ``name`` of each item,
+  as ABI parameters named one word each), across the member names of an object, or across all
+  string values in document order — a phrase split over sibling fields of a struct or items of an
+  array. camelCase and snake_case are split into words. Across fields at most one word of the 12
+  may repeat unless they carry a valid BIP-39 checksum (``abandon ×11 about``): a generated phrase
+  repeats one with probability ~3 %, while ABIs repeat ``address``, ``owner``… in document order
+  (the bundled ABIs and ordinary English prose raise no refusal). Within one string of pasted words
+  (whitespace, commas, numbering) one misspelt word is tolerated — a token of 3–8 letters one edit
+  (insertion, deletion, substitution or transposition) from a BIP-39 word — since pasted phrases
+  often have a typo; not across fields or camelCase identifiers, where tolerance refuses ordinary
+  names (``offerAmount basicOrderType … zoneHash salt``). Other languages' lists are not used: the
+  Chinese lists are the 2,048 most common characters, so any 12 characters of ordinary Chinese text
+  would be refused, and the Latin-script lists (French, Spanish, Italian, Czech) are each 2,048
+  common words of their language, raising false refusals of prose. MetaMask, Ledger and Trezor
+  generate English phrases only; a phrase in another language's list is not detected.
 - ``keystore_json`` — a Web3 Secret Storage keystore (``crypto`` with ``ciphertext``).
 - ``secret_field_name`` / ``secret_in_field_name`` — a non-empty field named like
   ``private_key``, ``privateKeyHex``, ``mnemonicPhrase`` or ``seed``, or a field *name* that is
@@ -239,6 +241,8 @@ def find_secret(body: Any) -> SecretHit | None:
             crypto = node.get("crypto") or node.get("Crypto")
             if isinstance(crypto, dict) and "ciphertext" in crypto:
                 return SecretHit(field, "keystore_json")
+            if _PhraseRun(distinct=True).feed(_WORD.findall(" ".join(map(str, node)))):
+                return SecretHit(field, "secret_in_field_name")  # a phrase spread over member names
             for key, value in node.items():
                 if _key_is_secret(str(key)):
                     return SecretHit(field, "secret_in_field_name")
