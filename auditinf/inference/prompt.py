@@ -89,6 +89,7 @@ def _render_tx(facts: dict[str, Any]) -> list[str]:
     else:
         lines = [f"Plain ETH transfer to {target}"]
     lines.append(f"ETH sent: {facts.get('value_eth', '0')}")
+    lines += _render_chain(facts)
     lines.append(f"Risk: {facts.get('risk_level')} ({facts.get('verdict')})")
     lines += [f"- {f['code']} ({f['severity']}): {f['message']}" for f in facts.get("findings", [])]
     return lines
@@ -139,6 +140,22 @@ def _arg_text(kind: Any, value: Any) -> str:
     return _value_text(value)
 
 
+def _render_chain(facts: dict[str, Any]) -> list[str]:
+    """Chain facts per address; token names and symbols come from the chain: untrusted, quoted."""
+    lines = []
+    for role, ctx in facts.get("chain_context", {}).items():
+        parts = [{True: "contract", False: "account without code (EOA)", None: "unknown"}[ctx.get("is_contract")]]
+        if proxy := ctx.get("proxy"):
+            parts.append(f"{proxy.get('standard')} proxy to {proxy.get('implementation') or 'unknown'}")
+        if token := ctx.get("token"):
+            parts.append(f"token symbol {quoted(token.get('symbol'))}, name {quoted(token.get('name'))} "
+                         f"(untrusted text from the chain), decimals {token.get('decimals')}")
+        if ctx.get("amount_display"):
+            parts.append(f"amount {quoted(ctx['amount_display'])}")
+        lines.append(f"Chain facts for {role} {ctx.get('address')}: " + "; ".join(parts))
+    return lines
+
+
 def _render_signing(facts: dict[str, Any]) -> list[str]:
     """Fact sheet of a signing request: what would be signed, field by field."""
     signing = facts.get("signing", {})
@@ -157,6 +174,7 @@ def _render_signing(facts: dict[str, Any]) -> list[str]:
     else:
         lines = [f"Signature request (eth_sign) over {signing.get('bytes')} raw bytes that cannot be shown"]
     lines.insert(1, f"Signer: {facts.get('signer')}")
+    lines += _render_chain(facts)
     lines.append(f"Risk: {facts.get('risk_level')} ({facts.get('verdict')})")
     lines += [f"- {f['code']} ({f['severity']}): {f['message']}" for f in facts.get("findings", [])]
     return lines

@@ -22,8 +22,8 @@ import yaml
 
 from ..errors import PolicyError
 from ..ledger.canonical import canonical_bytes
-from .spec import (DATA_CLASSES, REQUEST_KINDS, BreakerPolicy, BudgetPolicy, GatePolicy, ModelSpec, Policy,
-                   RetryPolicy)
+from .spec import (DATA_CLASSES, REQUEST_KINDS, BreakerPolicy, BudgetPolicy, ChainPolicy, GatePolicy, ModelSpec,
+                   Policy, RetryPolicy)
 
 __all__ = ["load_policy", "parse_policy", "price_table"]
 
@@ -156,6 +156,7 @@ def parse_policy(raw: bytes, source: str = "<policy>") -> Policy:
             deny_addresses=frozenset(a.lower() for a in gate.get("deny_addresses", []))),
         deny_addresses=frozenset(a.lower() for a in doc.get("lists", {}).get("deny", [])),
         trusted_addresses=frozenset(a.lower() for a in doc.get("lists", {}).get("trusted", [])),
+        chain=ChainPolicy(**doc.get("chain", {})),
     )
 
 

@@ -107,6 +107,16 @@ class GatePolicy:
 
 
 @dataclass(frozen=True)
+class ChainPolicy:
+    """``chain`` section: may a request name its own RPC node (``rpc_url``), may that node be on a
+    private/loopback address, and the per-call timeout in seconds (see :mod:`auditinf.evm.chain_source`)."""
+
+    allow_request_rpc_url: bool = False
+    allow_private_hosts: bool = False
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class Policy:
     """A loaded, validated policy. ``sha256`` is over the file's exact bytes; ``prices_sha256``
     over the RFC 8785 canonical JSON of the price table ``{model: {input, output}}``."""
@@ -127,6 +137,7 @@ class Policy:
     # `lists` section: lowercase addresses the risk rules deny (known drainers) or trust (routers)
     deny_addresses: frozenset[str] = frozenset()
     trusted_addresses: frozenset[str] = frozenset()
+    chain: ChainPolicy = field(default_factory=ChainPolicy)
 
     def candidates(self, kind: str, data_class: str) -> list[ModelSpec]:
         """Ordered model candidates for a request kind (explain|risk|methods) and data class."""
