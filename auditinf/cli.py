@@ -17,6 +17,7 @@ from .cli_common import KeyFile, LedgerUrl, PolicyOpt
 from .cli_common import cli_errors as _errors
 from .cli_common import emit as _emit
 from .cli_common import settings_from as _settings
+from .cli_eval import register as register_eval_command
 from .cli_ledger import register as register_ledger_commands
 from .cli_ledger import rotate_key
 from .cli_gate import gate_command
@@ -150,6 +151,7 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
 
 register_ledger_commands(app)
 app.command("gate")(gate_command)
+register_eval_command(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
