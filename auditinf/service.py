@@ -233,11 +233,12 @@ class Service:
         findings_json = [f.to_dict() for f in findings]
         decoded = call.to_dict(findings_by_path(findings_json))
         chain_context, context_unknown = transaction_chain_context(chain, tx, call)
-        unknown = ctx.facts_unknown + [f for f in context_unknown if f not in ctx.facts_unknown]
+        unknown = ctx.facts_unknown  # facts the rules needed (the gate reviews when any is unknown)
         facts = {"kind": kind, "chain_id": tx.chain_id, "from": tx.sender, "to": tx.to,
                  "to_label": known.label if known else None, "value_wei": str(tx.value), "value_eth": format_eth(tx.value),
                  "call": decoded, "findings": findings_json, "verdict": decision,
-                 "risk_level": level, "unknown_facts": unknown, "chain_context": chain_context}
+                 "risk_level": level, "unknown_facts": unknown, "chain_context": chain_context,
+                 "unknown_context_facts": context_unknown}
         result, shadow = self._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
         normalised = {"transaction": tx.to_dict(),
                       "abi_sha256": _digest(body["abi"]) if body.get("abi") is not None else None}
@@ -253,12 +254,14 @@ class Service:
             if seal else decoded,
             "facts_unknown": [] if seal else unknown,
             "chain_context": {} if seal else chain_context,
+            "context_facts_unknown": [] if seal else context_unknown,
         }
         answer = self._conclude(kind=kind, client_id=client_id, dclass=dclass, normalised=normalised,
                                 provenance=provenance, analysis=analysis, result=result, seal=seal,
                                 request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
         return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
-                "unknown_facts": unknown, "chain_context": chain_context}
+                "unknown_facts": unknown, "chain_context": chain_context,
+                 "unknown_context_facts": context_unknown}
 
     def explain(self, body: Any, client_id: str = "anonymous", request_id: str | None = None) -> dict:
         """``POST /v1/explain``: what the transaction does (see :meth:`analyse_transaction`)."""

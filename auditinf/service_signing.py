@@ -52,10 +52,11 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
     decoded = request.decoded(reading)
     findings_json = [f.to_dict() for f in findings]
     chain_context, context_unknown = signing_chain_context(chain, ctx.chain_id, request, reading)
-    unknown = ctx.facts_unknown + [f for f in context_unknown if f not in ctx.facts_unknown]
+    unknown = ctx.facts_unknown  # facts the rules needed (the gate reviews when any is unknown)
     facts: dict[str, Any] = {"kind": kind, "chain_id": ctx.chain_id, "signer": request.signer, "signing": decoded,
                              "findings": findings_json, "verdict": decision, "risk_level": level,
-                             "unknown_facts": unknown, "chain_context": chain_context}
+                             "unknown_facts": unknown, "chain_context": chain_context,
+                 "unknown_context_facts": context_unknown}
     result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
     seal = PendingSeal(client_id) if dclass != "public" else None
     provenance = [{"input": "signing_request", "source": "client"},
@@ -67,10 +68,12 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
         if seal else decoded,
         "facts_unknown": [] if seal else unknown,
         "chain_context": {} if seal else chain_context,
+        "context_facts_unknown": [] if seal else context_unknown,
     }
     answer = service._conclude(kind=kind, client_id=client_id, dclass=dclass,
                                normalised={"signing_request": request.to_dict()}, provenance=provenance,
                                analysis=analysis, result=result, seal=seal,
                                request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
     return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
-            "unknown_facts": unknown, "chain_context": chain_context}
+            "unknown_facts": unknown, "chain_context": chain_context,
+                 "unknown_context_facts": context_unknown}

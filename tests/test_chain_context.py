@@ -162,7 +162,9 @@ def test_unreachable_node_makes_facts_unknown_not_an_error(make_service):
     service.chain = unreachable
     answer = TestClient(create_app(service.settings, service)).post(
         "/v1/risk", json={"chain_id": 1, "to": EOA, "value": "0", "data": "0x"})
-    assert answer.status_code == 200 and f"whether {EOA} is a contract (eth_getCode)" in answer.json()["unknown_facts"]
+    assert answer.status_code == 200
+    assert f"whether {EOA} is a contract (eth_getCode)" in answer.json()["unknown_context_facts"]
+    assert answer.json()["unknown_facts"] == []  # a plain transfer: no rule needed the fact
 
 
 @pytest.mark.parametrize("url,code", [

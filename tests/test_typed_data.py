@@ -249,3 +249,10 @@ def test_cli_risk_accepts_signing_request_file(tmp_path, make_service, monkeypat
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["decoded"]["kind"] == "typed_data" and answer["risk_level"] == "high"
+
+
+def test_openapi_documents_both_request_shapes(client):
+    schema = client.get("/openapi.json").json()["paths"]["/v1/risk"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    titles = {s["title"] for s in schema["anyOf"]}
+    assert titles == {"TransactionRequest", "SigningRequestBody"}

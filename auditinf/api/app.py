@@ -4,7 +4,7 @@ Endpoints (JSON in, JSON out; errors are ``{"error": {"code", "message"[, "field
 or 503 with ``Retry-After`` when a queue is full):
 
 - ``POST /v1/explain`` — what a transaction does; ``POST /v1/risk`` — pre-signing risk summary.
-  Body :class:`~auditinf.api.models.TransactionRequest`; answer :class:`~auditinf.api.models.Answer`.
+  Body :class:`~auditinf.api.models.TransactionRequest` or :class:`~auditinf.api.models.SigningRequestBody`; answer :class:`~auditinf.api.models.Answer`.
   ``?stream=true`` answers as Server-Sent Events (:mod:`.stream`).
 - ``POST /v1/methods`` — ABI method extraction from an ABI or runtime bytecode.
 - ``POST /v1/jobs``, ``GET /v1/jobs/{id}`` — the same requests as background jobs (:mod:`.jobs`).
@@ -42,7 +42,8 @@ from ..service import Service
 from . import gate_routes, health, jobs, ledger_routes
 from .admission import admit
 from .deps import Body, ClientId
-from .models import Answer, MethodsAnswer, MethodsRequest, PublicKey, StoredRecord, TransactionRequest
+from .models import (Answer, MethodsAnswer, MethodsRequest, PublicKey, SigningRequestBody, StoredRecord,
+                     TransactionRequest)
 from .observe import ObservabilityMiddleware
 from .stream import stream_answer
 
@@ -58,8 +59,11 @@ def build_service(settings: Settings) -> Service:
                                     checkpoint_every_s=settings.checkpoint_every_s))
 
 
-def _body_doc(model: type) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+def _body_doc(*models: type) -> dict:
+    """OpenAPI request body: the model's schema, or ``anyOf`` the models' schemas."""
+    schemas = [m.model_json_schema() for m in models]
+    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _register_secrets(service: Service) -> None:
@@ -170,14 +174,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     Stream = Annotated[bool, Query(description="answer as Server-Sent Events (analysis, token…, final)")]
 
-    @app.post("/v1/explain", response_model=Answer, openapi_extra=_body_doc(TransactionRequest),
+    @app.post("/v1/explain", response_model=Answer, openapi_extra=_body_doc(TransactionRequest, SigningRequestBody),
               responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
     async def explain(body: Body, client_id: ClientId = "anonymous", stream: Stream = False) -> Any:
         """Explain what a transaction does. The record is committed before this returns (or, with
         ``stream=true``, before the final event)."""
         return await answer("explain", service.explain, body, client_id, stream)
 
-    @app.post("/v1/risk", response_model=Answer, openapi_extra=_body_doc(TransactionRequest),
+    @app.post("/v1/risk", response_model=Answer, openapi_extra=_body_doc(TransactionRequest, SigningRequestBody),
               responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
     async def risk(body: Body, client_id: ClientId = "anonymous", stream: Stream = False) -> Any:
         """Pre-signing risk summary: verdict, risk level and findings from the rules, explained."""

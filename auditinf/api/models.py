@@ -3,11 +3,12 @@ so that secrets are caught before any schema error could echo them)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["TransactionRequest", "MethodsRequest", "Answer", "MethodsAnswer", "StoredRecord", "PublicKey"]
+__all__ = ["TransactionRequest", "SigningRequestBody", "MethodsRequest", "Answer", "MethodsAnswer",
+           "StoredRecord", "PublicKey"]
 
 _HEX = r"^(0x)?([0-9a-fA-F]{2})*$"
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
@@ -31,6 +32,19 @@ class TransactionRequest(BaseModel):
         None, description="addresses the signer deals with (recent recipients): recipients imitating one are flagged")
     authorizationList: list[dict[str, Any]] | None = Field(
         None, description="EIP-7702 authorisations of a type-4 transaction: [{chainId, address, nonce, …}]")
+
+
+class SigningRequestBody(BaseModel):
+    """What a wallet is asked to sign, in the JSON-RPC shape (see :mod:`auditinf.evm.signing`)."""
+
+    method: Literal["eth_signTypedData_v4", "personal_sign", "eth_sign"]
+    params: list[Any] = Field(min_length=2, max_length=2, description="eth_signTypedData_v4: [signer, typed data "
+                              "(object or JSON string)]; personal_sign: [message (0x hex or text), signer]; "
+                              "eth_sign: [signer, 0x data]")
+    chain_id: int | str | None = Field(None, description="the wallet's active chain (EIP-155), compared with the "
+                                       "typed data's domain.chainId")
+    private: bool = False
+    rpc_url: str | None = None
 
 
 class MethodsRequest(BaseModel):
@@ -78,6 +92,8 @@ class Answer(_Answered):
     unknown_facts: list[str]
     chain_context: dict[str, Any] = Field(default_factory=dict, description="facts read over JSON-RPC about the "
                                           "addresses involved: contract or EOA, proxy, token metadata")
+    unknown_context_facts: list[str] = Field(default_factory=list, description="chain context that could not be "
+                                             "read (no RPC node, or it failed); unknown_facts lists what the rules needed")
 
 
 class MethodsAnswer(_Answered):

@@ -116,10 +116,12 @@ def _kind(ctx: SigningContext, reading: Reading) -> list[Finding]:
     std = reading.standard or ""
     contract = ctx.request.typed.verifying_contract if ctx.request.typed else None
     if std in ("eip2612_permit", "dai_permit"):
+        amounts = "; ".join(f"{ctx.token_text(g.token, g.amount, g.amount_bits)} to {g.spender}" for g in reading.grants)
         return [Finding("permit_signature", Severity.MEDIUM,
-                        f"An off-chain approval ({reading.recognised_as}) on token {ctx.label(contract or '?')}: "
-                        "anyone holding the signature can submit it to set the spender's allowance, with no "
-                        "transaction from the signer.", {"standard": std, "token": contract})]
+                        f"An off-chain approval ({reading.recognised_as}) on token {ctx.label(contract or '?')}"
+                        f"{' (' + amounts + ')' if amounts else ''}: anyone holding the signature can submit it to set "
+                        "the spender's allowance, with no transaction from the signer.",
+                        {"standard": std, "token": contract})]
     if std in ("permit2_single", "permit2_batch"):
         return [Finding("permit2_allowance", Severity.MEDIUM,
                         "A Permit2 allowance signature: it lets the spender pull the listed tokens the signer has "
@@ -143,7 +145,8 @@ def _grants(ctx: SigningContext, reading: Reading) -> list[Finding]:
         if grant.unlimited:
             findings.append(Finding(
                 "unlimited_approval", Severity.MEDIUM if trusted else Severity.HIGH,
-                f"Grants {ctx.label(grant.spender)} an UNLIMITED amount ({amount_text(grant.amount, grant.amount_bits)})"
+                f"Grants {ctx.label(grant.spender)} an UNLIMITED amount "
+                f"({ctx.token_text(grant.token, grant.amount, grant.amount_bits)})"
                 f" of {ctx.label(grant.token)}: it can move ALL of the signer's balance of it.",
                 {"token": grant.token, "spender": grant.spender, "amount": str(grant.amount), "kind": grant.kind}))
         if grant.spender not in spenders:
