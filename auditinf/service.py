@@ -245,7 +245,7 @@ class Service:
         provenance = [{"input": "transaction", "source": "client"}]
         if call.source is not None:
             provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
-        provenance.append(chain_provenance(chain, ctx.facts_consulted, dclass != "public"))
+        provenance.append(chain_provenance(chain, ctx.facts_consulted))
         seal = PendingSeal(client_id) if dclass != "public" else None
         analysis = {
             "verdict": decision, "risk_level": level,

@@ -72,8 +72,6 @@ def rpc_tool_calls(chain: ChainFacts, private: bool) -> list[dict[str, Any]]:
     return calls
 
 
-def chain_provenance(chain: ChainFacts, consulted: list[dict], private: bool) -> dict[str, Any]:
-    """The record's chain-facts provenance; a private record does not name the addresses looked up."""
-    if private:
-        consulted = [{k: v for k, v in fact.items() if k != "address"} for fact in consulted]
+def chain_provenance(chain: ChainFacts, consulted: list[dict]) -> dict[str, Any]:
+    """The record's chain-facts provenance (a private record seals its whole provenance in the vault)."""
     return {"input": "chain_facts", "source": chain.source, "consulted": consulted}

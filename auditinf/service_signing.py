@@ -60,7 +60,7 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
     result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
     seal = PendingSeal(client_id) if dclass != "public" else None
     provenance = [{"input": "signing_request", "source": "client"},
-                  chain_provenance(chain, ctx.facts_consulted, dclass != "public")]
+                  chain_provenance(chain, ctx.facts_consulted)]
     analysis = {
         "verdict": decision, "risk_level": level, "analysed_at": ctx.now,
         "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
