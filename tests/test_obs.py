@@ -182,3 +182,29 @@ def test_readyz_503_while_local_model_loads_then_200(make_service, fake_local):
         m = samples(client)
         assert value(m, "auditinf_local_model_state", model="local-gguf", state="ready") == 1
         assert value(m, "auditinf_local_queue_capacity", model="local-gguf") == 8
+
+
+def test_circuit_state_and_cost_in_metrics(make_service):
+    with FaultServer([{"status": 500}]) as failing:
+        service = make_service(public=("hosted-a", "deterministic"), hosted_url=failing.base_url,
+                               extra={"circuit_breaker": {"open_after_consecutive_failures": 2, "open_s": 60}})
+        client = TestClient(create_app(service.settings, service))
+        for _ in range(3):
+            assert client.post("/v1/risk", json=tx()).status_code == 200
+        m = samples(client)
+    assert len(failing.requests) == 2  # the third request found the circuit open
+    assert value(m, "auditinf_circuit_state", backend="hosted-a", state="open") == 1
+    assert value(m, "auditinf_circuit_state", backend="hosted-a", state="closed") == 0
+    assert value(m, "auditinf_model_attempts_total", backend="hosted", model="hosted-a", outcome="circuit_open",
+                 error_type="") == 1
+    priced = {"hosted-a": {"backend": "hosted", "timeout_s": 2.0, "max_tokens": 128,
+                           "price_usd_per_1m": {"input": "1.00", "output": "2.00"}}}
+    with FaultServer() as ok:  # usage: 100 prompt + 20 completion tokens
+        service = make_service(public=("hosted-a", "deterministic"), hosted_url=ok.base_url,
+                               extra={"models": priced})
+        client = TestClient(create_app(service.settings, service))
+        answer = client.post("/v1/risk", json=tx()).json()
+        m = samples(client)
+    cost = float(answer["attempts"][0]["cost_usd"])
+    assert cost == pytest.approx((100 * 1.00 + 20 * 2.00) / 1e6)
+    assert value(m, "auditinf_model_cost_usd_total", backend="hosted", model="hosted-a") == pytest.approx(cost)
