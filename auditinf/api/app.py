@@ -79,7 +79,7 @@ def _register_secrets(service: Service) -> None:
 def _wire_metrics(service: Service, metrics: Metrics, job_table: jobs.JobTable) -> None:
     def local_models():
         for name, backend in health.local_backends(service):
-            worker = backend.worker
+            worker = getattr(backend, "worker", None)
             if worker is not None:
                 yield name, worker.state, worker.depth, worker.queue_size
 
@@ -109,7 +109,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     def warm_local_models() -> None:
         if settings.warm_local_models:
             for _name, backend in health.local_backends(service):
-                backend.start_loading()  # background: /readyz is 503 until loaded
+                if hasattr(backend, "start_loading"):
+                    backend.start_loading()  # background: /readyz is 503 until loaded
 
     app = FastAPI(title="auditinf", version="0.1.0",
                   description="Auditable inference for Web3 wallets and agents: every answer is signed into a "

@@ -53,7 +53,7 @@ def ledger_problem(ledger: Ledger) -> str | None:
 
 
 def _local_state(backend: LocalBackend) -> str:
-    worker = backend.worker
+    worker = getattr(backend, "worker", None)
     if worker is None:
         return "missing"
     if worker.state == "unloaded":

@@ -35,9 +35,12 @@ from typing import Any, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..config import Settings
 from ..errors import AuditinfError, InputError, NotFound, Overloaded, RequestTooLarge
 from ..jsonin import load_json
 from ..obs.context import RequestContext, bind_request, current_request
+from ..obs.metrics import Metrics
+from ..service import Service
 from .admission import admit
 from .deps import Body, ClientId
 
@@ -181,7 +184,7 @@ class JobTable:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_job_table(service: Any, settings: Any, metrics: Any) -> JobTable:
+def make_job_table(service: Service, settings: Settings, metrics: Metrics) -> JobTable:
     """The app's job table: runs the service's request kinds, waits for local-queue room, and
     feeds the request metrics."""
     runners = {"explain": service.explain, "risk": service.risk, "methods": service.methods}
