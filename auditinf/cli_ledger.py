@@ -135,6 +135,18 @@ def _summary(report) -> None:  # noqa: ANN001 - AuditReport
     Console().print(table)
 
 
+def _ledger_for_checkpoints(settings):  # noqa: ANN001, ANN202 - Settings → Ledger
+    """The ledger, opened with the signing key when it is present (so that a checkpoint covering
+    every record can be signed), else read-only."""
+    from .ledger import Ledger, load_signer
+
+    signer = load_signer(settings.key_file, settings.origin) if settings.key_file.exists() else None
+    ledger = Ledger(settings.ledger_url, signer, create=False)
+    if signer is not None:
+        ledger.checkpoint_now()
+    return ledger
+
+
 def verify(bundle: Annotated[Optional[Path], typer.Argument(help="audit bundle directory (default: the database)")] = None,
            pubkey: PubKeys = None, ledger_url: LedgerUrl = None, key_file: KeyFile = None,
            checkpoint: Annotated[Optional[Path], typer.Option(
@@ -183,19 +195,21 @@ def verify(bundle: Annotated[Optional[Path], typer.Argument(help="audit bundle d
 def export(out: Annotated[Path, typer.Option("--out", help="new or empty directory for the bundle")],
            pubkey: PubKeys = None, ledger_url: LedgerUrl = None, key_file: KeyFile = None) -> None:
     """Write an offline audit bundle: records (bodies + signatures), every checkpoint, and the
-    public keys with the seq range each signed. The ledger is verified while it is exported."""
-    from .ledger import Ledger
+    public keys with the seq range each signed. With the signing key at hand a checkpoint covering
+    every record is signed first. The ledger is verified while it is exported (exit 1 if tampered)."""
     from .ledger.bundle import export_bundle
 
     settings = settings_from(ledger_url=ledger_url, key_file=key_file)
     with cli_errors():
         trusted = _trusted(pubkey, settings)
-        ledger = Ledger(settings.ledger_url, create=False)
+        ledger = _ledger_for_checkpoints(settings)
         try:
             manifest = export_bundle(ledger, out, trusted, next(iter(trusted.values())).name)
         except VerificationError as exc:
             emit({"ok": False, "first_bad_seq": exc.seq, "step": exc.step, "reason": exc.message})
             raise typer.Exit(1) from None
+        finally:
+            ledger.close()
     emit({"ok": True, "out": str(out), **manifest})
 
 
@@ -204,13 +218,11 @@ def prove(seq: Annotated[int, typer.Option("--seq", min=0, help="record to prove
           ledger_url: LedgerUrl = None, key_file: KeyFile = None) -> None:
     """Write a self-contained proof that record SEQ is in the log: the record, its RFC 6962
     inclusion proof and the signed checkpoint (one is signed if none covers SEQ yet)."""
-    from .ledger import Ledger, load_signer
     from .ledger.proofs import build_proof
 
     settings = settings_from(ledger_url=ledger_url, key_file=key_file)
     with cli_errors():
-        signer = load_signer(settings.key_file, settings.origin) if settings.key_file.exists() else None
-        ledger = Ledger(settings.ledger_url, signer, create=False)
+        ledger = _ledger_for_checkpoints(settings)
         try:
             doc = build_proof(ledger, seq)
         finally:

@@ -108,7 +108,9 @@ class _Checkpoints:
     def open(self, note: str | bytes) -> Checkpoint:
         size = checkpoint_size(note)
         raw = note.encode() if isinstance(note, str) else note
-        keys = [NoteVerifier.from_log_key(v) for v in self.chain.keys_for_size(min(size, self.chain.size))]
+        # beyond the verified records the key valid at ``size`` is unknown: any key met may have signed
+        valid = self.chain.keys_for_size(size) if size <= self.chain.size else self.chain.known_keys()
+        keys = [NoteVerifier.from_log_key(v) for v in valid]
         try:
             checkpoint, _ = open_checkpoint(raw, self.origin, keys)
         except NoteError as exc:

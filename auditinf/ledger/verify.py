@@ -52,6 +52,9 @@ class _FloatSeen(Exception):
     pass
 
 
+NOT_CANONICAL = object()  # what _parse_canonical returns for JSON that is not RFC 8785 canonical
+
+
 def _float_seen(_text: str) -> Any:
     raise _FloatSeen
 
@@ -63,14 +66,14 @@ def _not_json(text: str) -> Any:
 def _full_jcs(body: bytes) -> Any:
     parsed = json.loads(body, parse_constant=_not_json)
     try:
-        return parsed if canonical_bytes(parsed) == body else None
+        return parsed if canonical_bytes(parsed) == body else NOT_CANONICAL
     except Exception:  # rfc8785 raises its own errors (integers beyond 2^53, lone surrogates, ...)
-        return None
+        return NOT_CANONICAL
 
 
 def _parse_canonical(body: bytes) -> Any:
-    """The parsed body if ``body`` is RFC 8785 canonical JSON, else ``None``; raises ``ValueError``
-    when it is not JSON at all."""
+    """The parsed body if ``body`` is RFC 8785 canonical JSON, else :data:`NOT_CANONICAL`; raises
+    ``ValueError`` when it is not JSON at all."""
     if _NEEDS_FULL_JCS.search(body):
         return _full_jcs(body)
     try:
@@ -78,16 +81,16 @@ def _parse_canonical(body: bytes) -> Any:
     except _FloatSeen:
         return _full_jcs(body)
     try:
-        return parsed if _dumps(parsed).encode() == body else None
+        return parsed if _dumps(parsed).encode() == body else NOT_CANONICAL
     except (UnicodeEncodeError, ValueError):
-        return None
+        return NOT_CANONICAL
 
 
 def is_canonical(body: bytes) -> bool:
     """Is ``body`` RFC 8785 canonical JSON (byte for byte)?"""
     try:
-        return _parse_canonical(body) is not None
-    except ValueError:
+        return _parse_canonical(body) is not NOT_CANONICAL
+    except (ValueError, RecursionError):
         return False
 
 
@@ -193,6 +196,12 @@ class ChainVerifier:
     def key_spans(self) -> list[KeySpan]:
         """Which key signed which seq range, in order (what an audit bundle publishes)."""
         return [KeySpan(kid, verifier.verifier_key, first, last) for kid, verifier, first, last in self._spans]
+
+    def known_keys(self) -> list[Verifier]:
+        """Every key met so far: the trusted ones and those key events handed over to."""
+        keys = {v.kid: v for v in self._trusted}
+        keys.update((v.kid, v) for v in self._handover.values())
+        return list(keys.values())
 
     def keys_for_size(self, size: int) -> list[Verifier]:
         """Keys that may sign a checkpoint of ``size`` records: the key that signed record
