@@ -44,7 +44,7 @@ from .keys import Verifier
 
 __all__ = ["ChainVerifier", "KeySpan", "verify_rows", "is_canonical"]
 
-_NEEDS_FULL_JCS = re.compile(rb"[\xf0-\xf4]|[:\[,]-?\d{16}")
+_NEEDS_FULL_JCS = re.compile(rb"[\xf0-\xf4]|(?:^|[:\[,])-?\d{16}")
 _dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
 
