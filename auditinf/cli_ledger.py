@@ -181,9 +181,15 @@ def verify(bundle: Annotated[Optional[Path], typer.Argument(help="audit bundle d
         if bundle is not None and not pubkey:
             report.extra["trusted_key"] = "first key listed in the bundle (give --pubkey to pin it)"
         if anchors and report.ok:
-            from .ledger.anchor import check_anchors
+            from web3 import Web3
 
-            report.extra["anchors"] = check_anchors(source, anchors, report)
+            from .ledger.anchor import check_anchors, stored_anchors
+
+            try:
+                report.extra["anchors"] = check_anchors(stored_anchors(source), report.notes,
+                                                        Web3(Web3.HTTPProvider(anchors, request_kwargs={"timeout": 30})))
+            except VerificationError as exc:
+                report.fail(exc)
     if as_json:
         emit(report.to_dict())
     else:
@@ -252,8 +258,29 @@ def verify_proof(file: Annotated[Path, typer.Argument(help="proof file from `aud
         raise typer.Exit(1)
 
 
+def anchor(rpc: Annotated[str, typer.Option("--rpc", help="EVM JSON-RPC URL (the node signs for --from)")],
+           to: Annotated[Optional[str], typer.Option("--to", help="contract to call (default: the sender)")] = None,
+           sender: Annotated[Optional[str], typer.Option("--from", help="sending account (default: the node's first)")] = None,
+           ledger_url: LedgerUrl = None, key_file: KeyFile = None) -> None:
+    """Publish the latest checkpoint's hash on an EVM chain (a zero-value transaction whose calldata
+    is anchor(sha256(note), size, root)) and record the transaction hash against the checkpoint."""
+    from web3 import Web3
+
+    from .ledger.anchor import anchor_checkpoint
+
+    settings = settings_from(ledger_url=ledger_url, key_file=key_file)
+    with cli_errors():
+        ledger = _ledger_for_checkpoints(settings)
+        try:
+            row = anchor_checkpoint(ledger, Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30})),
+                                    to=to, sender=sender)
+        finally:
+            ledger.close()
+    emit(row.to_dict())
+
+
 def register(app: typer.Typer) -> None:
     """Add the ledger commands to ``app``."""
-    for command in (verify, export, prove, disclose, shred):
+    for command in (verify, export, prove, anchor, disclose, shred):
         app.command()(command)
     app.command("verify-proof")(verify_proof)

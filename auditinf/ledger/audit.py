@@ -70,6 +70,7 @@ class AuditReport:
     reason: str | None = None
     checkpoint: int | None = None  # size of the checkpoint involved in the failure
     extra: dict = field(default_factory=dict)
+    notes: dict[int, tuple[str, Checkpoint]] = field(default_factory=dict, repr=False)  # verified, by size
 
     def fail(self, exc: VerificationError, checkpoint: int | None = None) -> "AuditReport":
         self.ok, self.first_bad_seq, self.step, self.reason, self.checkpoint = (
@@ -174,7 +175,7 @@ def audit(source: AuditSource, trusted: dict[str, Verifier], origin: str, *, hel
     try:
         for stored in source.checkpoints():
             size = stored.size
-            state.check_stored(stored)
+            report.notes[stored.size] = (stored.note, state.check_stored(stored))
             report.checkpoints += 1
         report.latest_checkpoint = _describe(state.last)
         if held is not None:

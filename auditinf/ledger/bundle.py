@@ -9,6 +9,8 @@ Layout of ``DIR`` (format ``auditinf-bundle/v1``):
   the C2SP signed note as issued;
 - ``keys.json`` — ``{origin, keys: [{kid, verifier_key, first_seq, last_seq}]}``: which key signed
   which seq range (from the verified chain and its key events);
+- ``anchors.jsonl`` — ``{size, chain_id, tx_hash, note_sha256, block_number, to}`` per on-chain anchor
+  (:mod:`.anchor`);
 - ``manifest.json`` — ``{format, origin, records, checkpoints, files: {name: sha256 hex}}``.
 
 The manifest's digests catch accidental damage; they prove nothing against an attacker, who can
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import InputError
+from .anchor import stored_anchors
 from .audit import StoredCheckpoint
 from .keys import Verifier, parse_verifier_key
 from .verify import ChainVerifier
@@ -155,7 +158,10 @@ def export_bundle(ledger, out: Path, trusted: dict[str, Verifier], origin: str) 
             checkpoints += 1
     (out / "keys.json").write_text(json.dumps({"origin": origin, "keys": [s.to_dict() for s in chain.key_spans()]},
                                               indent=2) + "\n")
+    anchors = [a for a in stored_anchors(DbSource(ledger)) if a["size"] <= chain.size]
+    (out / "anchors.jsonl").write_text("".join(json.dumps(a) + "\n" for a in anchors))
     manifest = {"format": BUNDLE_FORMAT, "origin": origin, "records": chain.size, "checkpoints": checkpoints,
-                "files": {name: _sha256(out / name) for name in _FILES}}
+                "anchors": len(anchors),
+                "files": {name: _sha256(out / name) for name in (*_FILES, "anchors.jsonl")}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
