@@ -45,16 +45,19 @@ def disclose(seq: Annotated[int, typer.Option("--seq", min=0, help="record to op
     """Reveal the private content of record SEQ: decrypt its sealed openings, recompute each
     salted commitment and check it against the record body, then print the content."""
     from .ledger.canonical import leaf_hash
-    from .errors import VerificationError
 
     settings = settings_from(ledger_url=ledger_url, key_file=key_file, kek_file=kek_file)
     with cli_errors():
         ledger, vault = _vault(settings)
-        row = ledger.get(seq)
-        body = bytes(row.body)
-        if leaf_hash(body) != row.leaf_hash:
-            raise VerificationError(f"seq {seq}: stored leaf hash differs from the body", seq=seq, step="leaf_hash")
-        openings = vault.disclose(seq, body)
+        try:
+            row = ledger.get(seq)
+            body = bytes(row.body)
+            if leaf_hash(body) != row.leaf_hash:
+                raise VerificationError(f"seq {seq}: stored leaf hash differs from the body", seq=seq,
+                                        step="leaf_hash")
+            openings = vault.disclose(seq, body)
+        finally:
+            ledger.close()
         emit({"seq": seq, "leaf_hash": row.leaf_hash, "openings": [o.to_dict() for o in openings]})
 
 
@@ -64,8 +67,12 @@ def shred(client: Annotated[str, typer.Option("--client", help="client id whose 
     checkpoints still verify; the commitments in them can no longer be opened."""
     settings = settings_from(ledger_url=ledger_url, key_file=key_file, kek_file=kek_file)
     with cli_errors():
-        _ledger, vault = _vault(settings)
-        emit(vault.shred(client).to_dict())
+        ledger, vault = _vault(settings)
+        try:
+            report = vault.shred(client)
+        finally:
+            ledger.close()
+        emit(report.to_dict())
 
 
 def rotate_key(settings) -> None:  # noqa: ANN001 - Settings
@@ -155,6 +162,9 @@ def verify(bundle: Annotated[Optional[Path], typer.Argument(help="audit bundle d
                                                               help="records the auditor knows exist")] = None,
            anchors: Annotated[Optional[str], typer.Option(
                "--anchors", help="EVM JSON-RPC URL: also check the checkpoints' on-chain anchors")] = None,
+           hash_only: Annotated[bool, typer.Option(
+               "--hash-only", help="skip record signatures: leaf hashes and links, roots against signed "
+                                   "checkpoints (give every key with --pubkey)")] = False,
            as_json: AsJson = False) -> None:
     """Verify a ledger offline: canonical bodies, leaf hashes, links, signatures under the key valid
     at each seq, contiguous seq, every checkpoint's root and signature, consistency between
@@ -175,7 +185,8 @@ def verify(bundle: Annotated[Optional[Path], typer.Argument(help="audit bundle d
         origin = next(iter(trusted.values())).name
         tick, stop = _progress(source.count())
         try:
-            report = audit(source, trusted, origin, held=held, expected_size=expect_size, progress=tick)
+            report = audit(source, trusted, origin, held=held, expected_size=expect_size, progress=tick,
+                           hash_only=hash_only)
         finally:
             stop()
         if bundle is not None and not pubkey:

@@ -221,3 +221,31 @@ def test_rollback_to_an_earlier_backup_detected(built, seed):
         ledger.close()
     assert not report.ok and report.step == "truncated" and report.first_bad_seq == size
     assert report.checkpoint == held.size
+
+
+def rewrite_from(rows: list, s: int) -> list:
+    """Edit record ``s`` and recompute every later leaf hash and ``prev`` link, as someone without
+    the signing key but with write access would: only signatures and signed roots can tell."""
+    out = rows[:s]
+    prev = out[-1].leaf_hash if out else "00" * 32
+    for r in rows[s:]:
+        at = r.body.rindex(b'"prev":"') + 8  # the top-level member sorts after "nested"
+        body = r.body[:at] + prev.encode() + r.body[at + 64:]
+        if r.seq == s:
+            body = body.replace(b'"ts":"2', b'"ts":"3', 1)
+        out.append(replace(r, body=body, leaf_hash=leaf(body)))
+        prev = out[-1].leaf_hash
+    return out
+
+
+@pytest.mark.parametrize("s", [0, 7, 8, 23, 24, 40, 47])
+def test_hash_only_mode_catches_a_rewritten_history_at_the_checkpoints(built, s):
+    rows, cps, trusted, _backups, second = built
+    keys = {**trusted, second.kid: second.verifier}  # hash-only mode reads no key events: every key is given
+    assert audit(ListSource(rows, cps), keys, NAME, hash_only=True).ok
+    report = audit(ListSource(rewrite_from(rows, s), cps), keys, NAME, hash_only=True)
+    covering = [cp.size for cp in cps if cp.size <= s]
+    assert not report.ok and report.step == "checkpoint_root"
+    assert report.first_bad_seq == max(covering, default=0) <= s  # the first record no matching checkpoint covers
+    full = audit(ListSource(rewrite_from(rows, s), cps), trusted, NAME)
+    assert (full.first_bad_seq, full.step) == (s, "signature")  # the full pass pins the exact record

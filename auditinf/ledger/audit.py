@@ -28,7 +28,7 @@ from .keys import Verifier
 from .merkle import verify_consistency
 from .note import Checkpoint, NoteError, NoteVerifier, open_checkpoint
 from .tree import MerkleTree
-from .verify import ChainVerifier, KeySpan
+from .verify import ChainVerifier, HashChainVerifier, KeySpan
 
 __all__ = ["StoredCheckpoint", "AuditSource", "AuditReport", "audit", "checkpoint_size"]
 
@@ -150,13 +150,16 @@ def _describe(checkpoint: Checkpoint | None) -> dict | None:
 
 def audit(source: AuditSource, trusted: dict[str, Verifier], origin: str, *, held: bytes | None = None,
           expected_size: int | None = None, progress: Callable[[int], None] | None = None,
-          progress_every: int = 1000) -> AuditReport:
+          progress_every: int = 1000, hash_only: bool = False) -> AuditReport:
     """Run steps 1–3 over ``source`` with the ``trusted`` initial keys (by kid) for the log
     ``origin`` (its checkpoints' first line); ``held`` is a checkpoint note the auditor kept.
-    ``progress(n)`` is called every ``progress_every`` records. Never raises
-    :class:`VerificationError`: failures are in the report."""
+    ``progress(n)`` is called every ``progress_every`` records. With ``hash_only`` step 1 is
+    :class:`~.verify.HashChainVerifier` (no record signatures; the signed checkpoints carry the
+    proof). Never raises :class:`VerificationError`: failures are in the report."""
     report = AuditReport(source.description)
-    chain = ChainVerifier(trusted)
+    if hash_only:
+        report.extra["mode"] = "hash-only"
+    chain = (HashChainVerifier if hash_only else ChainVerifier)(trusted)
     try:
         for row in source.rows():
             chain.feed(row)

@@ -43,7 +43,7 @@ from .canonical import GENESIS_PREV, canonical_bytes
 from .keyevents import KEY_EVENT_KIND, check_key_event
 from .keys import Verifier
 
-__all__ = ["ChainVerifier", "KeySpan", "verify_rows", "is_canonical"]
+__all__ = ["ChainVerifier", "HashChainVerifier", "KeySpan", "verify_rows", "is_canonical"]
 
 _dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
@@ -228,6 +228,51 @@ class ChainVerifier:
         if size in self._handover:
             keys.append(self._handover[size])
         return keys
+
+
+class HashChainVerifier:
+    """The hash-only pass (steps 1, 4 and 5, no JSON parsing, no signatures): contiguous seq, the
+    RFC 6962 leaf hash of each body, and the body carrying ``"prev":"<previous leaf hash>"``. On its
+    own it proves nothing against someone who rewrites every body; its worth is the leaves, whose
+    Merkle roots :func:`~.audit.audit` compares with the signed checkpoints — one signature per
+    checkpoint instead of one per record. Checkpoints are checked against every trusted key
+    (key events are not read: give every key with ``--pubkey``)."""
+
+    def __init__(self, trusted: dict[str, Verifier]) -> None:
+        self.size = 0
+        self.prev = GENESIS_PREV
+        self.leaves: list[bytes] = []
+        self._trusted = list(trusted.values())
+
+    def feed(self, row: _Row) -> None:
+        """Check one row; raises :class:`VerificationError`."""
+        seq = row.seq
+        if seq != self.size:
+            raise VerificationError(f"seq {self.size} is missing (next stored is {seq})",
+                                    seq=self.size, step="contiguous_seq")
+        body = row.body.encode() if isinstance(row.body, str) else bytes(row.body)
+        if b'"prev":"' + self.prev.encode() + b'"' not in body:
+            raise VerificationError(f"seq {seq}: prev does not match the leaf hash of seq {seq - 1}",
+                                    seq=seq, step="prev_link")
+        digest = hashlib.sha256(b"\x00" + body).digest()
+        computed = digest.hex()
+        if row.leaf_hash != computed:
+            raise VerificationError(f"seq {seq}: stored leaf hash differs from SHA-256(0x00 || body)",
+                                    seq=seq, step="leaf_hash")
+        self.prev = computed
+        self.leaves.append(digest)
+        self.size += 1
+
+    finish = ChainVerifier.finish
+
+    def key_spans(self) -> list[KeySpan]:
+        return []
+
+    def keys_for_size(self, _size: int) -> list[Verifier]:
+        return list(self._trusted)
+
+    def known_keys(self) -> list[Verifier]:
+        return list(self._trusted)
 
 
 def verify_rows(rows: Iterable[_Row], verifiers: dict[str, Verifier], *, expected_size: int | None = None) -> int:
