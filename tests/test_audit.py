@@ -15,24 +15,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditinf.errors import VerificationError
-from auditinf.ledger import Ledger
+from auditinf.ledger import Ledger, generate_key
 from auditinf.ledger.audit import audit
 from auditinf.ledger.bundle import BundleSource, DbSource, export_bundle
 from auditinf.ledger.merkle import node_hash
 from auditinf.ledger.proofs import build_proof, verify_proof
 from auditinf.ledger.verify import is_canonical
 
-from .test_cli import SAMPLE, run
+from .test_cli import run
 
 NAME = "auditinf.local/ledger"  # the CLI's default origin
 
 
 @pytest.fixture
 def cli_ledger(tmp_path: Path) -> Path:
-    """A ledger written through the CLI: 5 records, closed (so the shutdown checkpoint is signed)."""
-    assert run(tmp_path, "keygen").returncode == 0
-    for _ in range(5):
-        assert run(tmp_path, "risk", str(SAMPLE)).returncode == 0
+    """The files the CLI of :func:`run` uses (key ``k/s.key``, ledger ``l.db``), holding 5 records
+    written in-process (the CLI's own writing is tested in test_cli.py; this keeps subprocesses few)."""
+    signer = generate_key(tmp_path / "k" / "s.key", NAME)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", signer)
+    for i in range(5):
+        ledger.append({"kind": "risk", "client_id": "cli", "i": i, "note": "approve ✓ unlimited"})
+    ledger.close()
     return tmp_path
 
 
