@@ -83,7 +83,9 @@ def test_proof_against_an_older_checkpoint_and_consistency_to_the_latest(client,
     ("/v1/records/99/proof", None, 404, "not_found"),
     ("/v1/records/-1/proof", None, 422, "invalid_request"),
     ("/v1/records/1/proof", {"tree_size": "x"}, 422, "invalid_request"),
-    ("/v1/consistency", {"from": 4, "to": 3}, 404, "checkpoint_not_found"),
+    ("/v1/consistency", {"from": 4, "to": 3}, 422, "invalid_range"),  # attack report 15: reversed range
+    ("/v1/consistency", {"from": 5, "to": 3}, 422, "invalid_range"),
+    ("/v1/consistency", {"from": 2, "to": 4}, 404, "checkpoint_not_found"),
     ("/v1/consistency", {"from": 6, "to": 5}, 422, "invalid_range"),
     ("/v1/consistency", {"from": 0, "to": 5}, 422, "invalid_range"),
     ("/v1/consistency", {"to": 5}, 422, "invalid_request"),
@@ -100,6 +102,10 @@ def test_no_checkpoint_yet_is_404(client):
     response = client.get("/v1/checkpoints/latest")
     assert response.status_code == 404 and response.json()["error"]["code"] == "checkpoint_not_found"
     assert client.get("/v1/consistency", params={"from": 1}).status_code == 404
+    # the range is checked before any checkpoint lookup (attack report 15)
+    for params in ({"from": 0}, {"from": 5, "to": 3}):
+        response = client.get("/v1/consistency", params=params)
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_range", params
 
 
 def covered(ledger: Ledger) -> int:

@@ -32,7 +32,7 @@ from typing import Annotated, AsyncIterator
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from ..errors import LedgerError, NotFound
+from ..errors import InputError, LedgerError, NotFound
 from ..ledger import CheckpointRow, Ledger
 
 __all__ = ["router", "CheckpointAnswer", "InclusionProofAnswer", "ConsistencyProofAnswer", "HEARTBEAT_MAX_S"]
@@ -156,7 +156,11 @@ def inclusion_proof(seq: Annotated[int, Path(ge=0, le=_MAX)], ledger: LedgerDep,
 def consistency_proof(ledger: LedgerDep, from_size: Annotated[int, Query(alias="from", ge=0, le=_MAX)],
                       to_size: Annotated[int | None, Query(alias="to", ge=0, le=_MAX)] = None) -> dict:
     """Consistency proof (hex) from the tree of ``from`` records to the checkpoint of ``to``
-    (default: the latest). ``from`` must be 1 … ``to``; it need not be a checkpoint size."""
+    (default: the latest). ``from`` must be 1 … ``to``; it need not be a checkpoint size. The range
+    is checked before any checkpoint is looked up: 422 ``invalid_range`` for from = 0 or from > to."""
+    if from_size == 0 or (to_size is not None and from_size > to_size):
+        raise InputError(f"consistency range must satisfy 0 < from <= to (from={from_size}, to={to_size})",
+                         code="invalid_range", field="from")
     row = _latest(ledger) if to_size is None else ledger.checkpoint_at(to_size)
     proof = ledger.consistency_proof(from_size, row.size)
     try:
