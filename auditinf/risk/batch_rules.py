@@ -8,6 +8,7 @@ import re
 
 from ..evm.bytecode import selector_mutabilities
 from ..evm.nested import ADDRESS_THIS, MSG_SENDER, Command, InnerCall
+from ..evm.nested.universal_router import NOT_DECODED_BY_DESIGN
 from ..evm.selectors import DRAINER_TAG
 from ..evm.units import format_eth
 from .approvals import permit2_allowance
@@ -36,8 +37,11 @@ def _to_other(ctx: RuleContext, recipient: str | None) -> bool:
 def _command(ctx: RuleContext, cmd: Command) -> list[Finding]:
     where = {"command": cmd.name, "path": cmd.path}
     if cmd.error:
-        return [Finding("router_command_not_decoded", Severity.LOW,
-                        f"Router command {cmd.path} {cmd.name} was not decoded: {cmd.error}.", where)]
+        # a known command shown raw by design is low; an unknown command, an input that does not
+        # decode or a sub-plan past the depth limit may hide anything (a permit, a transfer): high
+        by_design = cmd.error == NOT_DECODED_BY_DESIGN and not cmd.name.startswith("UNKNOWN_")
+        return [_at(Finding("router_command_not_decoded", Severity.LOW if by_design else Severity.HIGH,
+                            f"Router command {cmd.path} {cmd.name} was not decoded: {cmd.error}.", where), cmd.path)]
     args = cmd.decoded or {}
     findings: list[Finding] = []
     if cmd.name in _OUTPUTS and _to_other(ctx, cmd.recipient):
@@ -102,14 +106,16 @@ def inner_call_findings(ctx: RuleContext, inner: InnerCall) -> list[Finding]:
 
 
 def nesting_findings(ctx: RuleContext) -> list[Finding]:
+    """Batches not (wholly) decoded: past the depth limit, malformed, or cut by the work budget.
+    High: what is not shown may be an unlimited approval or a transfer of everything."""
     call = ctx.call
     findings = []
     if call.nested_error:
-        findings.append(Finding("nested_call_not_decoded", Severity.MEDIUM,
+        findings.append(Finding("nested_call_not_decoded", Severity.HIGH,
                                 f"The calls inside {call.decoded.method} could not be decoded: {call.nested_error}.",
                                 {"method": call.decoded.method, "error": call.nested_error}))
     if call.truncated and ctx.path is None:
-        findings.append(Finding("nested_calls_truncated", Severity.MEDIUM,
+        findings.append(Finding("nested_calls_truncated", Severity.HIGH,
                                 "The batch holds more inner calls than are decoded; the rest is not shown.",
                                 {"method": call.decoded.method}))
     return findings

@@ -35,9 +35,9 @@ decoded canonical signature (Solidity ABI spec), never by name.
 | native_value_to_nonpayable    | medium                            | ETH sent with a call the target's ABI, or its deployed code (evmole, chain facts), says is not payable |
 | eip7702_authorization         | critical (high: trusted delegate) | type-4 authorizationList entry (EIP-7702)          |
 | denylisted_address            | critical                          | an address on the policy's deny list is involved   |
-| nested_call_not_decoded       | medium                            | an inner call / batch that does not decode         |
-| nested_calls_truncated        | medium                            | more inner calls than the decoding budget          |
-| router_command_not_decoded    | low                               | a Universal Router command left undecoded          |
+| nested_call_not_decoded       | high (medium: one inner call)     | a batch past the depth limit or malformed; an inner call that does not decode |
+| nested_calls_truncated        | high                              | more inner calls than the decoding budget          |
+| router_command_not_decoded    | high (low: known, shown raw)      | unknown / undecodable / too deep router command; low for a known command without a parameter layout |
 | unknown_selector              | medium                            | calldata with an unknown selector, no value        |
 | contract_creation             | medium                            | deploys code that is not analysed                  |
 | trailing_calldata             | low                               | bytes after the ABI-encoded arguments              |

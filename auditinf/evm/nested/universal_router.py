@@ -25,10 +25,13 @@ from ..abi import AbiFunction, parse_abi
 from ..decode import decode_with
 from .model import Budget, hex_bytes
 
-__all__ = ["Command", "decode_plan", "router_table", "MSG_SENDER", "ADDRESS_THIS", "decode_v3_path"]
+__all__ = ["Command", "decode_plan", "router_table", "MSG_SENDER", "ADDRESS_THIS", "decode_v3_path",
+           "NOT_DECODED_BY_DESIGN"]
 
 FLAG_ALLOW_REVERT = 0x80
 COMMAND_TYPE_MASK = 0x3F
+NOT_DECODED_BY_DESIGN = "parameters of this command are not decoded"
+"""``Command.error`` of a known command whose parameter layout is not in the table (shown raw)."""
 MSG_SENDER = "0x0000000000000000000000000000000000000001"
 ADDRESS_THIS = "0x0000000000000000000000000000000000000002"
 
@@ -202,7 +205,7 @@ def _one(index: int, prefix: str, byte: int, data: bytes, table: dict, budget: B
     base = dict(index=index, path=path, byte=byte, name=name, allow_revert=bool(byte & FLAG_ALLOW_REVERT),
                 input_bytes=len(data))
     if params is None:
-        return Command(**base, error="parameters of this command are not decoded")
+        return Command(**base, error=NOT_DECODED_BY_DESIGN)
     try:
         args, _ = _decode_params(name, params, data)
         if name == "PERMIT2_PERMIT_BATCH":  # flatten like PERMIT2_PERMIT: details, spender, sigDeadline

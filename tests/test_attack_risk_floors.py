@@ -1,0 +1,92 @@
+"""Regression tests for the attack report against main (findings 2 and 6): wrapping a call in
+malformed or deep batches must never lower the risk level of what the batch runs.
+
+Calldata is built here with eth-abi; expected severities come from the rule tables."""
+
+from __future__ import annotations
+
+import eth_abi
+from eth_utils import function_signature_to_4byte_selector as sel
+
+from auditinf.evm import analyse_call, default_registry, parse_transaction
+from auditinf.evm.nested import MAX_NESTING_DEPTH
+from auditinf.risk import RuleContext, evaluate, risk_level
+
+REG = default_registry()
+U = "0x" + "11" * 20
+ATT = "0x" + "22" * 20
+SAFE = "0x" + "55" * 20
+USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+MULTISEND = "0xA238CBeb142c10Ef7Ad8442C6D1f9E89e07e7761"
+UR = "0x66a9893cC07D91D95644AEDD05D03f95e1dBA8Af"
+ZERO = "0x" + "00" * 20
+SAFE_SIG = "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)"
+SAFE_TYPES = ["address", "uint256", "bytes", "uint8", "uint256", "uint256", "uint256", "address", "address", "bytes"]
+
+
+def call(signature: str, types: list[str], values: list) -> bytes:
+    return sel(signature) + eth_abi.encode(types, values)
+
+
+APPROVE = call("approve(address,uint256)", ["address", "uint256"], [ATT, 2**256 - 1])
+
+
+def exec_tx(to: str, data: bytes, operation: int) -> bytes:
+    return call(SAFE_SIG, SAFE_TYPES, [to, 0, data, operation, 0, 0, 0, ZERO, ZERO, b"\0" * 65])
+
+
+def entry(to: str, data: bytes, operation: int = 0) -> bytes:
+    return bytes([operation]) + bytes.fromhex(to[2:]) + (0).to_bytes(32, "big") + len(data).to_bytes(32, "big") + data
+
+
+def multisend(packed: bytes) -> bytes:
+    return call("multiSend(bytes)", ["bytes"], [packed])
+
+
+def evaluated(to: str, data: bytes):
+    tx = parse_transaction({"chain_id": 1, "from": U, "to": to, "data": "0x" + data.hex()})
+    findings = evaluate(RuleContext(tx=tx, call=analyse_call(tx, REG), registry=REG))
+    return {(f.code, f.path): str(f.severity) for f in findings}, risk_level(findings)
+
+
+# -- finding 6: depth, truncation and undecoded commands are at least high -----------------------
+
+def test_router_sub_plans_nested_past_the_limit_are_high():
+    permit = eth_abi.encode(["((address,uint160,uint48,uint48),address,uint256)", "bytes"],
+                            [((USDT, 2**160 - 1, 2**48 - 1, 0), ATT, 2**48), b"\0" * 65])
+    plan = eth_abi.encode(["bytes", "bytes[]"], [b"\x0a", [permit]])
+    for _ in range(7):
+        plan = eth_abi.encode(["bytes", "bytes[]"], [b"\x21", [plan]])
+    data = call("execute(bytes,bytes[],uint256)", ["bytes", "bytes[]", "uint256"], [b"\x21", [plan], 10**10])
+    found, level = evaluated(UR, data)
+    assert "high" in {s for (c, _), s in found.items() if c == "router_command_not_decoded"}
+    assert level in ("high", "critical")
+
+
+def test_many_router_commands_truncated_is_high():
+    sweep = eth_abi.encode(["address", "address", "uint256"], [USDT, U, 0])
+    permit = eth_abi.encode(["(address,uint160,uint48,uint48)", "address", "uint256", "bytes"],
+                            [(USDT, 2**160 - 1, 2**48 - 1, 0), ATT, 2**48, b"\0" * 65])
+    data = call("execute(bytes,bytes[],uint256)", ["bytes", "bytes[]", "uint256"],
+                [b"\x04" * 600 + b"\x0a", [sweep] * 600 + [permit], 10**10])
+    found, level = evaluated(UR, data)
+    assert found[("nested_calls_truncated", None)] == "high" and level == "high"
+
+
+def test_multicall_nested_past_the_depth_limit_is_high():
+    def nest(levels: int) -> bytes:
+        data = APPROVE
+        for _ in range(levels):
+            data = call("multicall(bytes[])", ["bytes[]"], [[data]])
+        return data
+    shallow, shallow_level = evaluated(USDT, nest(4))
+    deep, deep_level = evaluated(USDT, nest(MAX_NESTING_DEPTH + 2))
+    assert shallow_level == "high"
+    assert deep_level == "high" and "high" in {s for (c, _), s in deep.items() if c == "nested_call_not_decoded"}
+
+
+def test_unknown_router_command_is_high_known_undecoded_layout_stays_low():
+    data = call("execute(bytes,bytes[],uint256)", ["bytes", "bytes[]", "uint256"], [b"\x3f", [b"\x12"], 10**10])
+    assert evaluated(UR, data)[0][("router_command_not_decoded", "0")] == "high"
+    data = call("execute(bytes,bytes[],uint256)", ["bytes", "bytes[]", "uint256"], [b"\x14", [b"\x12\x34"], 10**10])
+    assert evaluated(UR, data)[0][("router_command_not_decoded", "0")] == "low"
