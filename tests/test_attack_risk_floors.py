@@ -9,7 +9,7 @@ import eth_abi
 from eth_utils import function_signature_to_4byte_selector as sel
 
 from auditinf.evm import analyse_call, default_registry, parse_transaction
-from auditinf.evm.nested import MAX_NESTING_DEPTH
+from auditinf.evm.nested import MAX_NESTING_DEPTH, parse_multisend, split_multisend
 from auditinf.risk import RuleContext, evaluate, risk_level
 
 REG = default_registry()
@@ -47,6 +47,28 @@ def evaluated(to: str, data: bytes):
     tx = parse_transaction({"chain_id": 1, "from": U, "to": to, "data": "0x" + data.hex()})
     findings = evaluate(RuleContext(tx=tx, call=analyse_call(tx, REG), registry=REG))
     return {(f.code, f.path): str(f.severity) for f in findings}, risk_level(findings)
+
+
+# -- finding 2: MultiSend trailing bytes ---------------------------------------------------------
+
+def test_multisend_trailing_bytes_keep_entries_findings_and_report_the_tail():
+    clean, clean_level = evaluated(SAFE, exec_tx(MULTISEND, multisend(entry(USDT, APPROVE)), 1))
+    assert clean[("unlimited_approval", "0.0")] == "high" and clean_level == "high"
+    for tail in (b"\0", b"\x01" * 32):
+        found, level = evaluated(SAFE, exec_tx(MULTISEND, multisend(entry(USDT, APPROVE) + tail), 1))
+        assert found[("unlimited_approval", "0.0")] == "high" and level == "high", tail
+        assert found[("nested_call_not_decoded", "0")] == "high"  # the tail, reported on the multiSend call
+
+
+def test_split_multisend_follows_the_library_loop():
+    # MultiSend 1.3.0 runs entries while i < length with i counting the 32-byte length word:
+    # a tail of 1-32 bytes is never executed; a longer broken tail is reported as malformed
+    packed = entry(USDT, APPROVE)
+    entries, tail = split_multisend(packed + b"\x07" * 32)
+    assert entries == parse_multisend(packed) and tail is not None and "never executed" in tail
+    entries, tail = split_multisend(packed + b"\x00" * 40)
+    assert entries == parse_multisend(packed) and tail is not None and "shorter than the 85-byte header" in tail
+    assert split_multisend(packed) == (parse_multisend(packed), None)
 
 
 # -- finding 6: depth, truncation and undecoded commands are at least high -----------------------

@@ -112,7 +112,7 @@ def nesting_findings(ctx: RuleContext) -> list[Finding]:
     findings = []
     if call.nested_error:
         findings.append(Finding("nested_call_not_decoded", Severity.HIGH,
-                                f"The calls inside {call.decoded.method} could not be decoded: {call.nested_error}.",
+                                f"Not every call inside {call.decoded.method} is decoded: {call.nested_error}.",
                                 {"method": call.decoded.method, "error": call.nested_error}))
     if call.truncated and ctx.path is None:
         findings.append(Finding("nested_calls_truncated", Severity.HIGH,

@@ -15,7 +15,9 @@ inner calls in execution order. Sources of each layout:
   1 = DELEGATECALL from the Safe.
 - Safe ``multiSend(bytes)`` (``libraries/MultiSend.sol``): packed entries
   ``operation (1 byte) ‖ to (20) ‖ value (32) ‖ dataLength (32) ‖ data``; any other operation
-  reverts. Meant to be DELEGATECALLed by a Safe, so entries run from the Safe's context.
+  reverts. Meant to be DELEGATECALLed by a Safe, so entries run from the Safe's context. Its
+  loop (``i := 0x20; lt(i, length)``, ``i`` counting the 32-byte length word) starts no entry in
+  the last 32 bytes: such a tail is never executed, and the entries before it still run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from eth_utils import to_checksum_address
 from ...errors import BadCalldata
 from .model import Frame, InnerSpec, hex_bytes
 
-__all__ = ["EXPANDERS", "parse_multisend", "Expander"]
+__all__ = ["EXPANDERS", "parse_multisend", "split_multisend", "PartialBatch", "Expander"]
 
 Expander = Callable[[Frame, Sequence[Any]], list[InnerSpec]]
 _OPERATIONS = {0: "call", 1: "delegatecall"}
@@ -68,6 +70,53 @@ def _safe_exec(frame: Frame, values: Sequence[Any]) -> list[InnerSpec]:
     return [InnerSpec("execTransaction", "call", to, frame.context, to, value, data)]
 
 
+class PartialBatch(BadCalldata):
+    """A batch whose leading inner calls decode but whose rest is malformed: ``specs`` are kept
+    (and analysed), the message says what is wrong with the rest."""
+
+    def __init__(self, message: str, specs: list[InnerSpec]) -> None:
+        super().__init__(message, field="data")
+        self.specs = specs
+
+
+def split_multisend(packed: bytes) -> tuple[list[tuple[int, str, int, bytes]], str | None]:
+    """Entries MultiSend runs, and what is wrong with the bytes after them (``None`` when nothing).
+
+    Follows ``MultiSend.sol`` (v1.3.0): no entry starts in the last 32 bytes (those are reported
+    as never executed); a malformed entry (cut short, ``dataLength`` past the end, operation not
+    0/1) stops the split, the entries before it are kept. Work is linear in ``len(packed)``.
+    """
+    entries, pos, size = [], 0, len(packed)
+    while pos < size:
+        if size - pos <= 32:
+            return entries, (f"multiSend: {size - pos} trailing byte(s) at byte {pos} are never executed "
+                             "(no entry starts in the last 32 bytes)")
+        try:
+            entry = _entry(packed, pos)
+        except BadCalldata as exc:
+            return entries, exc.message
+        entries.append(entry)
+        pos += 85 + len(entry[3])
+    return entries, None
+
+
+def _entry(packed: bytes, pos: int) -> tuple[int, str, int, bytes]:
+    size = len(packed)
+    if size - pos < 85:
+        raise BadCalldata(f"multiSend entry at byte {pos} is shorter than the 85-byte header", field="data")
+    operation = packed[pos]
+    if operation not in _OPERATIONS:
+        raise BadCalldata(f"multiSend entry at byte {pos} has operation {operation} (only 0 or 1 run)",
+                          field="data")
+    to = to_checksum_address(packed[pos + 1 : pos + 21])
+    value = int.from_bytes(packed[pos + 21 : pos + 53], "big")
+    length = int.from_bytes(packed[pos + 53 : pos + 85], "big")
+    if length > size - pos - 85:
+        raise BadCalldata(f"multiSend entry at byte {pos} declares {length} data bytes; only "
+                          f"{size - pos - 85} remain", field="data")
+    return operation, to, value, packed[pos + 85 : pos + 85 + length]
+
+
 def parse_multisend(packed: bytes) -> list[tuple[int, str, int, bytes]]:
     """Split MultiSend's packed ``transactions`` into ``(operation, to, value wei, data)``.
 
@@ -76,30 +125,22 @@ def parse_multisend(packed: bytes) -> list[tuple[int, str, int, bytes]]:
     """
     entries, pos, size = [], 0, len(packed)
     while pos < size:
-        if size - pos < 85:
-            raise BadCalldata(f"multiSend entry at byte {pos} is shorter than the 85-byte header", field="data")
-        operation = packed[pos]
-        if operation not in _OPERATIONS:
-            raise BadCalldata(f"multiSend entry at byte {pos} has operation {operation} (only 0 or 1 run)",
-                              field="data")
-        to = to_checksum_address(packed[pos + 1 : pos + 21])
-        value = int.from_bytes(packed[pos + 21 : pos + 53], "big")
-        length = int.from_bytes(packed[pos + 53 : pos + 85], "big")
-        if length > size - pos - 85:
-            raise BadCalldata(f"multiSend entry at byte {pos} declares {length} data bytes; only "
-                              f"{size - pos - 85} remain", field="data")
-        entries.append((operation, to, value, packed[pos + 85 : pos + 85 + length]))
-        pos += 85 + length
+        entries.append(_entry(packed, pos))
+        pos += 85 + len(entries[-1][3])
     return entries
 
 
 def _multisend(frame: Frame, values: Sequence[Any]) -> list[InnerSpec]:
+    """Entries in order; raises :class:`PartialBatch` (entries kept) when bytes follow them."""
     specs = []
-    for operation, to, value, data in parse_multisend(hex_bytes(values[0], "multiSend transactions")):
+    entries, problem = split_multisend(hex_bytes(values[0], "multiSend transactions"))
+    for operation, to, value, data in entries:
         if operation == 1:
             specs.append(InnerSpec("multiSend", "delegatecall", to, frame.sender, frame.context, value, data))
         else:
             specs.append(InnerSpec("multiSend", "call", to, frame.context, to, value, data))
+    if problem is not None:
+        raise PartialBatch(problem, specs)
     return specs
 
 

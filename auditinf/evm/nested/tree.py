@@ -17,7 +17,7 @@ from ..abi import AbiFunction
 from ..hexdata import to_hex
 from ..registry import AbiRegistry
 from ..tx import Transaction
-from .batches import EXPANDERS
+from .batches import EXPANDERS, PartialBatch
 from .model import MAX_NESTING_DEPTH, Budget, Frame, InnerSpec, hex_bytes
 from .universal_router import decode_plan, router_table
 
@@ -112,7 +112,9 @@ def expand(call: "CallAnalysis", tx: Transaction, registry: AbiRegistry,
             table_note = version if known else f"{version} (assumed: router address not known)"
             return replace(call, commands=commands, deadline=deadline, command_table=table_note,
                            truncated=budget.truncated)
-        specs = expander(frame, decoded.values)
+        specs, nested_error = expander(frame, decoded.values), None
+    except PartialBatch as exc:  # the calls before the malformed part still run: keep them
+        specs, nested_error = exc.specs, exc.message
     except BadCalldata as exc:
         return replace(call, nested_error=exc.message)
     inner = []
@@ -120,4 +122,4 @@ def expand(call: "CallAnalysis", tx: Transaction, registry: AbiRegistry,
         if not budget.take(len(spec.data)):
             break
         inner.append(_inner(spec, f"{path}{index}", tx, registry, client_functions, depth + 1, budget))
-    return replace(call, inner=tuple(inner), truncated=budget.truncated)
+    return replace(call, inner=tuple(inner), truncated=budget.truncated, nested_error=nested_error)
