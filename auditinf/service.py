@@ -22,6 +22,8 @@ from functools import lru_cache
 from importlib.metadata import version
 from typing import Any, Callable
 
+import rfc8785
+
 from .config import Settings
 from .errors import InputError
 from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
@@ -67,6 +69,19 @@ def _digest(obj: Any) -> str:
     may carry numbers JCS refuses (e.g. ``"gas": 2^64``), and a fingerprint must never fail."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_recordable(**parts: Any) -> None:
+    """Raise ``unrecordable_value`` (422) when a part of the record-to-be is not RFC 8785
+    canonicalisable (an integer beyond ±(2^53−1), a non-finite float). Called before any model
+    is asked, so a request that could not be recorded never reaches a model or the budget."""
+    for name, part in parts.items():
+        try:
+            canonical_bytes(part)
+        except rfc8785.CanonicalizationError as exc:
+            raise InputError(f"the request holds a value its audit record cannot carry ({name}: "
+                             f"{type(exc).__name__}); give large integers as decimal strings",
+                             code="unrecordable_value", field=name) from exc
 
 
 def _private_flag(body: dict) -> bool:
@@ -239,13 +254,14 @@ class Service:
                  "call": decoded, "findings": findings_json, "verdict": decision,
                  "risk_level": level, "unknown_facts": unknown, "chain_context": chain_context,
                  "unknown_context_facts": context_unknown}
-        result, shadow = self._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
         normalised = {"transaction": tx.to_dict(),
                       "abi_sha256": _digest(body["abi"]) if body.get("abi") is not None else None}
         provenance = [{"input": "transaction", "source": "client"}]
         if call.source is not None:
             provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
         provenance.append(chain_provenance(chain, ctx.facts_consulted))
+        check_recordable(input=normalised, provenance=provenance, decoded=decoded, findings=findings_json,
+                         facts_unknown=unknown, chain_context=chain_context, context_facts_unknown=context_unknown)
         seal = PendingSeal(client_id) if dclass != "public" else None
         analysis = {
             "verdict": decision, "risk_level": level,
@@ -256,6 +272,7 @@ class Service:
             "chain_context": {} if seal else chain_context,
             "context_facts_unknown": [] if seal else context_unknown,
         }
+        result, shadow = self._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
         answer = self._conclude(kind=kind, client_id=client_id, dclass=dclass, normalised=normalised,
                                 provenance=provenance, analysis=analysis, result=result, seal=seal,
                                 request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
@@ -316,9 +333,8 @@ class Service:
                  "methods": signatures[:40],
                  "sensitive": [s for s in signatures if s.split("(")[0] in _SENSITIVE]}
         dclass = data_class(self.policy, private_flag=private_flag, client_id=client_id, addresses=[to])
-        result, shadow = self._route("methods", dclass, facts, "none", client_id=client_id,
-                                     request_id=request_id)
         normalised = {"source": source, "input_sha256": _digest(body["abi"] if has_abi else body["bytecode"])}
+        check_recordable(input=normalised, methods=methods, decoded=decoded, proxy=proxy)
         seal = PendingSeal(client_id) if dclass != "public" else None
         analysis = {"methods": methods, "decoded": decoded, **({"proxy": proxy} if proxy else {})}
         if seal is not None:
@@ -326,6 +342,8 @@ class Service:
                                                               canonical_bytes(methods))},
                         "decoded": None if decoded is None else
                         {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}}
+        result, shadow = self._route("methods", dclass, facts, "none", client_id=client_id,
+                                     request_id=request_id)
         answer = self._conclude(kind="methods", client_id=client_id, dclass=dclass, normalised=normalised,
                                 provenance=[{"input": source, "source": "client"}], analysis=analysis, result=result,
                                 seal=seal, request_id=request_id, shadow=shadow)

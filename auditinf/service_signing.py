@@ -17,6 +17,7 @@ from .ledger.vault import PendingSeal
 from .policy import data_class
 from .risk import risk_level, verdict
 from .risk.typed_rules import SigningContext, evaluate_signing
+from .service import check_recordable
 from .service_chain import chain_for, chain_provenance, rpc_tool_calls, signing_chain_context
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ __all__ = ["analyse_signing"]
 def _private_flag(body: dict) -> bool:
     from .service import _private_flag as flag  # one definition of the flag's validation
     return flag(body)
+
 
 
 def analyse_signing(service: Service, kind: str, body: dict, client_id: str, request_id: str) -> dict:
@@ -57,10 +59,12 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
                              "findings": findings_json, "verdict": decision, "risk_level": level,
                              "unknown_facts": unknown, "chain_context": chain_context,
                  "unknown_context_facts": context_unknown}
-    result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
-    seal = PendingSeal(client_id) if dclass != "public" else None
+    normalised = {"signing_request": request.to_dict()}
     provenance = [{"input": "signing_request", "source": "client"},
                   chain_provenance(chain, ctx.facts_consulted)]
+    check_recordable(input=normalised, provenance=provenance, decoded=decoded, findings=findings_json,
+                     facts_unknown=unknown, chain_context=chain_context, context_facts_unknown=context_unknown)
+    seal = PendingSeal(client_id) if dclass != "public" else None
     analysis = {
         "verdict": decision, "risk_level": level, "analysed_at": ctx.now,
         "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
@@ -70,8 +74,9 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
         "chain_context": {} if seal else chain_context,
         "context_facts_unknown": [] if seal else context_unknown,
     }
+    result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
     answer = service._conclude(kind=kind, client_id=client_id, dclass=dclass,
-                               normalised={"signing_request": request.to_dict()}, provenance=provenance,
+                               normalised=normalised, provenance=provenance,
                                analysis=analysis, result=result, seal=seal,
                                request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
     return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,

@@ -124,7 +124,7 @@ def test_blind_signing():
 
 def test_chain_id_mismatch():
     found = codes(request(eip2612(chain_id=1), chain_id=137))
-    assert found["chain_id_mismatch"].evidence == {"request_chain_id": 137, "domain_chain_id": 1}
+    assert found["chain_id_mismatch"].evidence == {"request_chain_id": "137", "domain_chain_id": "1"}
     assert "chain_id_mismatch" not in codes(request(eip2612(chain_id=1), chain_id=1))
     _, ctx, _ = run(request(eip2612(), chain_id=None))
     assert any("active chain id" in fact for fact in ctx.facts_unknown)

@@ -34,14 +34,15 @@ _MAX_AUTHORIZATIONS = 64
 
 @dataclass(frozen=True)
 class Authorization:
-    """One EIP-7702 authorisation tuple: ``chain_id`` 0 means valid on every chain."""
+    """One EIP-7702 authorisation tuple: ``chain_id`` 0 means valid on every chain. ``chain_id`` is
+    a uint256 (EIP-7702), so :meth:`to_dict` gives it as a decimal string like ``nonce``."""
 
     chain_id: int
     address: str
     nonce: int
 
     def to_dict(self) -> dict:
-        return {"chainId": self.chain_id, "address": self.address, "nonce": str(self.nonce)}
+        return {"chainId": str(self.chain_id), "address": self.address, "nonce": str(self.nonce)}
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ def authorization_findings(ctx: RuleContext) -> list[Finding]:
             f"Authorises {ctx.label(auth.address)} as the code of the signing account (EIP-7702): it can then move "
             "every asset of the account without further signatures"
             + (", on EVERY chain (chainId 0)." if any_chain else "."),
-            {"index": i, "delegate": auth.address, "chain_id": auth.chain_id, "nonce": str(auth.nonce)}))
+            {"index": i, "delegate": auth.address, "chain_id": str(auth.chain_id), "nonce": str(auth.nonce)}))
     return findings
 
 

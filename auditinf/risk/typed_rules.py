@@ -108,7 +108,8 @@ def _chain_mismatch(ctx: SigningContext) -> list[Finding]:
         return [Finding("chain_id_mismatch", Severity.HIGH,
                         f"The typed data is for chain {typed.chain_id} but the wallet is on chain "
                         f"{ctx.request.chain_id}: the signature would be used on another network than the one shown.",
-                        {"request_chain_id": ctx.request.chain_id, "domain_chain_id": typed.chain_id})]
+                        # uint256 domain chainId: decimal strings (RFC 8785 records refuse ints ≥ 2^53)
+                        {"request_chain_id": str(ctx.request.chain_id), "domain_chain_id": str(typed.chain_id)})]
     return []
 
 
