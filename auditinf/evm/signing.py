@@ -62,6 +62,8 @@ class SigningRequest:
         if self.typed is not None:
             out["typed_data"] = {"types": self.typed.types, "primaryType": self.typed.primary_type,
                                  "domain": self.typed.domain, "message": self.typed.message}
+            if self.typed.unused_types:  # declared but never hashed (see evm.typed.schema)
+                out["typed_data"]["unused_types"] = list(self.typed.unused_types)
         else:
             out["data"] = "0x" + (self.message if self.message is not None else self.raw or b"").hex()
         return out
@@ -79,6 +81,7 @@ class SigningRequest:
                     "recognised_as": reading.recognised_as, "standard": reading.standard,
                     "domain": self.typed.domain, "message": self.typed.message, "types": self.typed.types,
                     "fields": field_listing(self.typed), "summary": reading.summary, "display": reading.display,
+                    **({"unused_types": list(self.typed.unused_types)} if self.typed.unused_types else {}),
                     **hash_typed_data(self.typed).to_dict()}
         if self.message is not None:
             text = message_text(self.message)
@@ -205,7 +208,7 @@ def secret_scan_view(body: dict) -> dict:
     view = copy.deepcopy(body)
     if request.typed is not None:
         typed = request.typed
-        view["params"][1] = {"types": typed.types, "primaryType": typed.primary_type,
+        view["params"][1] = {"types": {**typed.types, **typed.unused_types}, "primaryType": typed.primary_type,
                              "domain": _blank_bytes(typed, "EIP712Domain", typed.domain),
                              "message": _blank_bytes(typed, typed.primary_type, typed.message)}
     elif request.message is not None:

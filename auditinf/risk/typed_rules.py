@@ -17,6 +17,7 @@
 | seaport_dust_consideration  | high                              | … for a near-zero amount back                  |
 | safe_delegatecall           | critical (medium: MultiSend)      | SafeTx with operation = 1                      |
 | unrecognised_typed_data     | low                               | no known standard: every field is listed       |
+| typed_data_unused_types     | low                               | declared types the message never uses (not signed) |
 
 Near-zero: under 10^-4 of a unit (native ETH, or an ERC-20 whose decimals are known); an ERC-20
 of unknown decimals is reported as an unknown fact instead. Times are Unix seconds compared with
@@ -247,7 +248,17 @@ def _unrecognised(ctx: SigningContext, reading: Reading) -> list[Finding]:
     return []
 
 
-_TYPED_RULES = (_kind, _grants, _far_expiration, _batch, _owner, _seaport, _safe, _unrecognised)
+def _unused_types(ctx: SigningContext, reading: Reading) -> list[Finding]:
+    unused = list(ctx.request.typed.unused_types) if ctx.request.typed else []
+    if not unused:
+        return []
+    return [Finding("typed_data_unused_types", Severity.LOW,
+                    f"The typed data declares {len(unused)} type(s) that {ctx.request.typed.primary_type} never uses "
+                    f"({', '.join(unused[:8])}): they are not part of what is signed (wallets ignore them).",
+                    {"unused_types": unused})]
+
+
+_TYPED_RULES = (_kind, _grants, _far_expiration, _batch, _owner, _seaport, _safe, _unrecognised, _unused_types)
 
 
 def evaluate_signing(ctx: SigningContext) -> list[Finding]:

@@ -14,7 +14,12 @@
   shown to the user but not signed), every value in range for its type (addresses EIP-55 checked
   when mixed-case, ``bytesN`` exactly N bytes, fixed arrays of the declared length);
 - bounds: at most :data:`MAX_TYPES` types of :data:`MAX_FIELDS` fields, :data:`MAX_VALUES` values
-  and struct nesting :data:`MAX_DEPTH` (recursive types are legal but must end).
+  and struct nesting :data:`MAX_DEPTH` (recursive types are legal but must end);
+- unused types: a declared type that neither ``primaryType`` nor ``EIP712Domain`` reaches is not
+  part of any hash (EIP-712 ``encodeType`` takes the referenced types only; MetaMask's
+  eth-sig-util and the EIP's reference ``Example.js`` ignore the rest). It is dropped from
+  ``types`` (what is hashed and shown) and named in ``unused_types``, so the digest is the one the
+  wallet signs.
 
 Values come out in two forms: ``json`` (addresses checksummed, integers as decimal strings, bytes
 as 0x hex — safe for RFC 8785 records) and ``native`` (ints and bytes, for hashing).
@@ -25,7 +30,7 @@ never echoing a value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import BadTypedData, InputError
@@ -59,6 +64,7 @@ class TypedData:
     domain: dict[str, Any]
     message: dict[str, Any]
     native: dict[str, Any]
+    unused_types: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # declared, never hashed
 
     @property
     def chain_id(self) -> int | None:
@@ -123,6 +129,27 @@ def _check_types(types: Any) -> dict[str, list[dict[str, str]]]:
             raise BadTypedData("EIP712Domain may only hold name string, version string, chainId uint256, "
                                "verifyingContract address, salt bytes32", field=f"types.EIP712Domain[{i}]")
     return out
+
+
+def _base(kind: str) -> str:
+    while m := _ARRAY.match(kind):
+        kind = m.group(1)
+    return kind
+
+
+def _references(types: dict[str, list[dict[str, str]]]) -> dict[str, set[str]]:
+    """Struct type → the struct types its fields name (arrays stripped)."""
+    return {name: {b for b in (_base(f["type"]) for f in fields) if b in types} for name, fields in types.items()}
+
+
+def _closure(refs: dict[str, set[str]], root: str) -> set[str]:
+    """``root`` and every struct type it references, directly or not (EIP-712 ``encodeType``)."""
+    seen, todo = {root}, [root]
+    while todo:
+        for ref in refs[todo.pop()] - seen:
+            seen.add(ref)
+            todo.append(ref)
+    return seen
 
 
 class _Walker:
@@ -227,8 +254,13 @@ def parse_typed_data(raw: Any) -> TypedData:
     primary = raw["primaryType"]
     if not isinstance(primary, str) or primary not in types or primary == "EIP712Domain":
         raise BadTypedData("primaryType must name a declared type other than EIP712Domain", field="primaryType")
+    refs = _references(types)
+    used = _closure(refs, primary) | {"EIP712Domain"}
+    unused = {name: fields for name, fields in types.items() if name not in used}
+    types = {name: fields for name, fields in types.items() if name in used}
     walker = _Walker(types)
     domain_js, domain_nat = walker.struct("EIP712Domain", raw["domain"], "domain", 0)
     message_js, message_nat = walker.struct(primary, raw["message"], "message", 0)
     native = {"types": types, "primaryType": primary, "domain": domain_nat, "message": message_nat}
-    return TypedData(types=types, primary_type=primary, domain=domain_js, message=message_js, native=native)
+    return TypedData(types=types, primary_type=primary, domain=domain_js, message=message_js, native=native,
+                     unused_types=unused)
