@@ -1,17 +1,21 @@
 """Regression tests for the attack report against main, typed-data findings: 14 (unused types are
-ignored the way wallets ignore them, and reported). Digests are computed independently with eth-account's public signing API."""
+ignored the way wallets ignore them, and reported) and 7 (hashing work is bounded before any
+hashing). Digests are computed independently with eth-account's public signing API."""
 
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from auditinf.api import create_app
+from auditinf.errors import BadTypedData
 from auditinf.evm.typed import hash_typed_data, parse_typed_data
+from auditinf.evm.typed.schema import MAX_HASH_WORK
 
-from .typed_builders import SIGNER, eth_account_digest, permit2_single, request
+from .typed_builders import SIGNER, eth_account_digest, permit2_batch, permit2_single, request, seaport_order
 
 
 @pytest.fixture
@@ -44,3 +48,43 @@ def test_unused_types_are_not_hashed_and_reported(client):
     assert answer["decoded"]["unused_types"] == ["Unused", "AlsoUnused"]
 
 
+# -- finding 7: hashing work budget --------------------------------------------------------------
+
+def hashing_bomb() -> dict:
+    types = {"EIP712Domain": [{"name": "name", "type": "string"}]}
+    for i in range(60):
+        types[f"T{i}"] = [{"name": f"f{j}", "type": f"T{(i + j + 1) % 60}[]"} for j in range(64)]
+    types["X"] = [{"name": "a", "type": "T0[]"}]
+    types["P"] = [{"name": "xs", "type": "X[]"}]
+    return {"types": types, "primaryType": "P", "domain": {"name": "x"}, "message": {"xs": [{"a": []}] * 2040}}
+
+
+def test_hashing_bomb_is_refused_before_hashing(client):
+    with pytest.raises(BadTypedData) as error:
+        parse_typed_data(hashing_bomb())
+    assert error.value.code == "typed_data_too_complex"
+    started = time.perf_counter()
+    response = client.post("/v1/risk", json={"method": "eth_signTypedData_v4", "params": [SIGNER, hashing_bomb()]})
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 422 and response.json()["error"]["code"] == "typed_data_too_complex"
+    assert elapsed < 1.0  # a bound (the attack took 30 s), not a speed measurement
+
+
+def test_large_real_payloads_stay_within_the_budget():
+    batch = permit2_batch([f"0x{i:040x}" for i in range(1, 201)])
+    assert hash_typed_data(parse_typed_data(batch)).digest == eth_account_digest(batch)
+    order = seaport_order(0)
+    item = order["message"]["consideration"][1]
+    order["message"]["consideration"] += [dict(item) for _ in range(300)]
+    assert hash_typed_data(parse_typed_data(order)).digest == eth_account_digest(order)
+
+
+def test_budget_counts_struct_values_times_their_closure():
+    # a struct of k fields referencing nothing: n values cost n·k; one more value crosses the budget
+    fields = [{"name": f"f{j}", "type": "uint8"} for j in range(50)]
+    n = MAX_HASH_WORK // 50 - 1  # the message struct (1 field, closure 51 fields) takes the rest
+    def typed(count: int) -> dict:
+        return {"types": {"EIP712Domain": [], "S": fields, "M": [{"name": "s", "type": "S[]"}]},
+                "primaryType": "M", "domain": {}, "message": {"s": [{f["name"]: 1 for f in fields}] * count}}
+    with pytest.raises(BadTypedData, match="more than"):
+        parse_typed_data(typed(n + 2))

@@ -15,6 +15,10 @@
   when mixed-case, ``bytesN`` exactly N bytes, fixed arrays of the declared length);
 - bounds: at most :data:`MAX_TYPES` types of :data:`MAX_FIELDS` fields, :data:`MAX_VALUES` values
   and struct nesting :data:`MAX_DEPTH` (recursive types are legal but must end);
+- hashing work: eth-account encodes the type of every struct value it hashes by walking that
+  type's dependency closure (EIP-712 ``encodeType``), so the work is Σ over struct values of the
+  closure's field count; above :data:`MAX_HASH_WORK` the data is refused (422
+  ``typed_data_too_complex``) before anything is hashed;
 - unused types: a declared type that neither ``primaryType`` nor ``EIP712Domain`` reaches is not
   part of any hash (EIP-712 ``encodeType`` takes the referenced types only; MetaMask's
   eth-sig-util and the EIP's reference ``Example.js`` ignore the rest). It is dropped from
@@ -37,12 +41,14 @@ from ...errors import BadTypedData, InputError
 from ..hexdata import parse_hex
 from ..tx import parse_address
 
-__all__ = ["TypedData", "parse_typed_data", "MAX_TYPES", "MAX_FIELDS", "MAX_VALUES", "MAX_DEPTH"]
+__all__ = ["TypedData", "parse_typed_data", "MAX_TYPES", "MAX_FIELDS", "MAX_VALUES", "MAX_DEPTH", "MAX_HASH_WORK"]
 
 MAX_TYPES = 64
 MAX_FIELDS = 64
 MAX_VALUES = 4096
 MAX_DEPTH = 12
+MAX_HASH_WORK = 100_000
+"""Field visits eth-account's hashing may make (Σ over struct values of their type's closure fields)."""
 
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")
 _ARRAY = re.compile(r"^(.+)\[([0-9]*)\]$")
@@ -153,15 +159,25 @@ def _closure(refs: dict[str, set[str]], root: str) -> set[str]:
 
 
 class _Walker:
-    """Validates values against types; counts values to bound the work."""
+    """Validates values against types; counts values and hashing work to bound them."""
 
-    def __init__(self, types: dict[str, list[dict[str, str]]]) -> None:
+    def __init__(self, types: dict[str, list[dict[str, str]]], refs: dict[str, set[str]]) -> None:
         self.types = types
+        self.refs = refs
         self.count = 0
+        self.work = 0
+        self._closure_fields: dict[str, int] = {}
 
     def struct(self, kind: str, value: Any, path: str, depth: int) -> tuple[dict, dict]:
         if depth > MAX_DEPTH:
             raise BadTypedData(f"structs nest deeper than {MAX_DEPTH} levels", field=path)
+        if kind not in self._closure_fields:
+            self._closure_fields[kind] = sum(len(self.types[t]) for t in _closure(self.refs, kind))
+        self.work += self._closure_fields[kind]
+        if self.work > MAX_HASH_WORK:
+            raise BadTypedData(f"hashing this typed data would take more than {MAX_HASH_WORK} field encodings "
+                               "(struct values × their types' dependency fields)", code="typed_data_too_complex",
+                               field=path)
         fields = self.types[kind]
         if not isinstance(value, dict):
             raise BadTypedData(f"{kind} value must be an object", field=path)
@@ -258,7 +274,7 @@ def parse_typed_data(raw: Any) -> TypedData:
     used = _closure(refs, primary) | {"EIP712Domain"}
     unused = {name: fields for name, fields in types.items() if name not in used}
     types = {name: fields for name, fields in types.items() if name in used}
-    walker = _Walker(types)
+    walker = _Walker(types, refs)
     domain_js, domain_nat = walker.struct("EIP712Domain", raw["domain"], "domain", 0)
     message_js, message_nat = walker.struct(primary, raw["message"], "message", 0)
     native = {"types": types, "primaryType": primary, "domain": domain_nat, "message": message_nat}
