@@ -16,6 +16,7 @@ from .ledger import canonical_bytes
 from .ledger.vault import PendingSeal
 from .policy import data_class
 from .risk import risk_level, verdict
+from .risk.context import PolicyLists
 from .risk.typed_rules import SigningContext, evaluate_signing
 from .service import check_recordable
 from .service_chain import chain_for, chain_provenance, rpc_tool_calls, signing_chain_context
@@ -45,7 +46,8 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
     request = parse_signing_request(body)
     reading = request.reading
     chain = chain_for(service, body)
-    ctx = SigningContext(request=request, reading=reading, registry=service.registry, chain=chain)
+    ctx = SigningContext(request=request, reading=reading, registry=service.registry, chain=chain,
+                         lists=PolicyLists(service.policy.deny_addresses, service.policy.trusted_addresses))
     findings = evaluate_signing(ctx)
     level, decision = risk_level(findings), verdict(findings)
     typed = request.typed

@@ -1,13 +1,16 @@
 """Regression tests for the attack report against main, typed-data findings: 14 (unused types are
-ignored the way wallets ignore them, and reported) and 7 (hashing work is bounded before any
-hashing). Digests are computed independently with eth-account's public signing API."""
+ignored the way wallets ignore them, and reported), 7 (hashing work is bounded before any hashing)
+and 1 (a SafeTx has the findings of the execTransaction it authorises). Digests are computed
+independently with eth-account's public signing API."""
 
 from __future__ import annotations
 
 import copy
 import time
 
+import eth_abi
 import pytest
+from eth_utils import function_signature_to_4byte_selector as sel
 from fastapi.testclient import TestClient
 
 from auditinf.api import create_app
@@ -88,3 +91,57 @@ def test_budget_counts_struct_values_times_their_closure():
                 "primaryType": "M", "domain": {}, "message": {"s": [{f["name"]: 1 for f in fields}] * count}}
     with pytest.raises(BadTypedData, match="more than"):
         parse_typed_data(typed(n + 2))
+
+
+# -- finding 1: a SafeTx is analysed as the execTransaction it authorises ------------------------
+
+SAFE_ADDR = "0x" + "55" * 20
+ATT = "0x" + "22" * 20
+MULTISEND_LIB = "0xA238CBeb142c10Ef7Ad8442C6D1f9E89e07e7761"
+USDT_TOKEN = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+ZERO = "0x" + "00" * 20
+_SAFE_FIELDS = ("address to,uint256 value,bytes data,uint8 operation,uint256 safeTxGas,uint256 baseGas,"
+                "uint256 gasPrice,address gasToken,address refundReceiver,uint256 nonce")
+_EXEC = "execTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes)"
+_EXEC_TYPES = ["address", "uint256", "bytes", "uint8", "uint256", "uint256", "uint256", "address", "address", "bytes"]
+
+
+def _call(signature: str, types: list[str], values: list) -> bytes:
+    return sel(signature) + eth_abi.encode(types, values)
+
+
+def _safetx(to: str, data: bytes, operation: int) -> dict:
+    return {"types": {"EIP712Domain": [{"name": "chainId", "type": "uint256"},
+                                       {"name": "verifyingContract", "type": "address"}],
+                      "SafeTx": [{"name": f.split()[1], "type": f.split()[0]} for f in _SAFE_FIELDS.split(",")]},
+            "primaryType": "SafeTx", "domain": {"chainId": 1, "verifyingContract": SAFE_ADDR},
+            "message": {"to": to, "value": 0, "data": "0x" + data.hex(), "operation": operation, "safeTxGas": 0,
+                        "baseGas": 0, "gasPrice": 0, "gasToken": ZERO, "refundReceiver": ZERO, "nonce": 0}}
+
+
+def _on_chain(to: str, data: bytes, operation: int) -> dict:
+    exec_data = _call(_EXEC, _EXEC_TYPES, [to, 0, data, operation, 0, 0, 0, ZERO, ZERO, b"\0" * 65])
+    return {"chain_id": 1, "from": SIGNER, "to": SAFE_ADDR, "data": "0x" + exec_data.hex()}
+
+
+def _shape(answer: dict) -> list[tuple]:
+    return sorted((f["code"], f["severity"], f.get("path")) for f in answer["findings"])
+
+
+_APPROVE = _call("approve(address,uint256)", ["address", "uint256"], [ATT, 2**256 - 1])
+_ENTRY = b"\0" + bytes.fromhex(USDT_TOKEN[2:]) + (0).to_bytes(32, "big") + len(_APPROVE).to_bytes(32, "big") + _APPROVE
+
+
+@pytest.mark.parametrize("to, data, operation, expected", [
+    (USDT_TOKEN, _APPROVE, 0, ("unlimited_approval", "high", "0")),
+    (SAFE_ADDR, _call("enableModule(address)", ["address"], [ATT]), 0, ("safe_module_enabled", "high", "0")),
+    (MULTISEND_LIB, _call("multiSend(bytes)", ["bytes"], [_ENTRY]), 1, ("unlimited_approval", "high", "0.0")),
+    (ATT, b"", 1, ("safe_delegatecall", "critical", None)),
+])
+def test_safetx_has_the_findings_of_its_exec_transaction(client, to, data, operation, expected):
+    signed = client.post("/v1/risk", json={"method": "eth_signTypedData_v4", "params": [SIGNER, _safetx(to, data, operation)],
+                                           "chain_id": 1}).json()
+    on_chain = client.post("/v1/risk", json=_on_chain(to, data, operation)).json()
+    assert expected in _shape(signed)
+    assert _shape(signed) == _shape(on_chain)
+    assert signed["risk_level"] == on_chain["risk_level"]

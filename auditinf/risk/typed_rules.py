@@ -15,7 +15,7 @@
 | owner_not_signer            | medium                            | permit owner / Seaport offerer ≠ the signer    |
 | seaport_zero_consideration  | critical                          | an offer for nothing back to the offerer       |
 | seaport_dust_consideration  | high                              | … for a near-zero amount back                  |
-| safe_delegatecall           | critical (medium: MultiSend)      | SafeTx with operation = 1                      |
+| (transaction rules)         | as for the transaction            | SafeTx: its execTransaction, analysed as on chain (safe_delegatecall, unlimited_approval, safe_module_enabled, …) |
 | unrecognised_typed_data     | low                               | no known standard: every field is listed       |
 | typed_data_unused_types     | low                               | declared types the message never uses (not signed) |
 
@@ -33,6 +33,7 @@ from ..evm.chain import ChainFacts, NoChainFacts
 from ..evm.registry import AbiRegistry
 from ..evm.signing import SigningRequest, message_text
 from ..evm.typed import Reading, amount_text, time_text
+from .context import PolicyLists
 from .findings import Finding, Severity
 
 __all__ = ["SigningContext", "evaluate_signing", "FAR_EXPIRATION_S", "MANY_TOKENS"]
@@ -50,6 +51,7 @@ class SigningContext:
     reading: Reading | None
     registry: AbiRegistry
     chain: ChainFacts = field(default_factory=NoChainFacts)
+    lists: PolicyLists = field(default_factory=PolicyLists)  # the policy's deny/trusted lists
     now: int = field(default_factory=lambda: int(time.time()))
     facts_consulted: list[dict] = field(default_factory=list)
     facts_unknown: list[str] = field(default_factory=list)
@@ -228,16 +230,12 @@ def _seaport(ctx: SigningContext, reading: Reading) -> list[Finding]:
 
 
 def _safe(ctx: SigningContext, reading: Reading) -> list[Finding]:
-    if reading.standard != "safe_tx" or reading.summary["operation"] != "delegatecall":
+    """A SafeTx is analysed as the ``execTransaction`` it authorises (:mod:`.safe_tx`): the same
+    findings as that transaction, the inner call's at path ``0``."""
+    if reading.standard != "safe_tx":
         return []
-    target = reading.summary["to"]
-    multisend = ctx.has_role(target, "safe_multisend")
-    return [Finding("safe_delegatecall", Severity.MEDIUM if multisend else Severity.CRITICAL,
-                    f"The Safe transaction DELEGATECALLs {ctx.label(target)}: that code runs with the Safe's own "
-                    "storage and can replace its owners, modules or implementation"
-                    + (" (a known Safe MultiSend library)." if multisend else "; this is how the 2025 Bybit Safe was "
-                                                                               "taken."),
-                    {"safe": reading.summary["safe"], "target": target, "operation": 1})]
+    from .safe_tx import safe_tx_findings  # safe_tx → rules → …: imported when a SafeTx is seen
+    return safe_tx_findings(ctx)
 
 
 def _unrecognised(ctx: SigningContext, reading: Reading) -> list[Finding]:
