@@ -1,13 +1,15 @@
-"""Regression tests for the attack report against main (findings 2 and 6): wrapping a call in
-malformed or deep batches must never lower the risk level of what the batch runs.
+"""Regression tests for the attack report against main (findings 2, 3 and 6): wrapping a call in
+malformed or deep batches, or dirtying its words, must never lower the risk level of what runs.
 
 Calldata is built here with eth-abi; expected severities come from the rule tables."""
 
 from __future__ import annotations
 
 import eth_abi
+import pytest
 from eth_utils import function_signature_to_4byte_selector as sel
 
+from auditinf.errors import BadCalldata
 from auditinf.evm import analyse_call, default_registry, parse_transaction
 from auditinf.evm.nested import MAX_NESTING_DEPTH, parse_multisend, split_multisend
 from auditinf.risk import RuleContext, evaluate, risk_level
@@ -112,3 +114,53 @@ def test_unknown_router_command_is_high_known_undecoded_layout_stays_low():
     assert evaluated(UR, data)[0][("router_command_not_decoded", "0")] == "high"
     data = call("execute(bytes,bytes[],uint256)", ["bytes", "bytes[]", "uint256"], [b"\x14", [b"\x12\x34"], 10**10])
     assert evaluated(UR, data)[0][("router_command_not_decoded", "0")] == "low"
+
+
+# -- finding 3: dirty words that ABI coder v1 contracts accept -------------------------------------
+
+def dirty(data: bytes, byte_index: int, value: int = 0xFF) -> bytes:
+    out = bytearray(data)
+    out[byte_index] = value
+    return bytes(out)
+
+
+def test_dirty_address_approve_is_decoded_as_old_tokens_read_it():
+    bad = dirty(APPROVE, 4)  # the first byte of the spender word
+    clean, clean_level = evaluated(USDT, APPROVE)
+    found, level = evaluated(USDT, bad)
+    assert found[("unlimited_approval", None)] == clean[("unlimited_approval", None)] == "high"
+    assert found[("noncanonical_calldata", None)] == "high" and level == clean_level == "high"
+    tx = parse_transaction({"chain_id": 1, "from": U, "to": USDT, "data": "0x" + bad.hex()})
+    decoded = analyse_call(tx, REG)
+    assert decoded.decoded.values[0].lower() == ATT  # masked to the low 160 bits
+    assert decoded.to_dict()["noncanonical"]
+
+
+def test_dirty_approvals_inside_batches_keep_their_findings():
+    bad = dirty(APPROVE, 4)
+    found, level = evaluated(SAFE, exec_tx(USDT, bad, 0))
+    assert found[("unlimited_approval", "0")] == "high" and found[("noncanonical_calldata", "0")] == "high"
+    found, level = evaluated(SAFE, exec_tx(MULTISEND, multisend(entry(USDT, bad)), 1))
+    assert found[("unlimited_approval", "0.0")] == "high" and level == "high"
+
+
+def test_bool_two_is_an_approval_for_all():
+    nft = "0xBC4CA0EdA7647A8aB7C2061c2E118A18a936f13D"
+    data = call("setApprovalForAll(address,bool)", ["address", "uint256"], [ATT, 2])  # bool word = 2
+    found, level = evaluated(nft, data)
+    assert found[("approval_for_all", None)] == "high" and found[("noncanonical_calldata", None)] == "high"
+    assert level == "high"
+
+
+def test_dirty_calls_outside_the_approval_family_still_fail_strictly():
+    transfer = call("transfer(address,uint256)", ["address", "uint256"], [ATT, 5])
+    tx = parse_transaction({"chain_id": 1, "from": U, "to": USDT, "data": "0x" + dirty(transfer, 4).hex()})
+    with pytest.raises(BadCalldata):
+        analyse_call(tx, REG)
+
+
+def test_dirty_approve_sent_straight_to_the_token_gets_a_verdict(make_service):
+    answer = make_service().risk({"chain_id": 1, "from": U, "to": USDT, "data": "0x" + dirty(APPROVE, 4).hex()})
+    codes = {f["code"]: f["severity"] for f in answer["findings"]}
+    assert answer["risk_level"] == "high" and codes["unlimited_approval"] == "high"
+    assert codes["noncanonical_calldata"] == "high" and answer["decoded"]["noncanonical"]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from auditinf.errors import BadCalldata, BadHex, InputError
 from auditinf.evm import analyse_call, default_registry, parse_abi, parse_hex, parse_transaction
+from auditinf.evm.decode import decode_with
 
 ROOT = Path(__file__).resolve().parent.parent
 REG = default_registry()
@@ -125,10 +126,13 @@ def test_invalid_utf8_string_is_typed():
     assert err.value.code == "abi_decode_error" and "UTF-8" in err.value.message
 
 
-def test_dirty_bool_rejected():
+def test_dirty_bool_rejected_strictly_but_read_as_abi_coder_v1_does():
     data = calldata("setApprovalForAll(address,bool)", ["address", "uint256"], [SPENDER, 2])
+    fn = next(f for _, f in REG.functions_with_selector(data[:10]) if f.signature == "setApprovalForAll(address,bool)")
     with pytest.raises(BadCalldata):
-        decode(tx(data))
+        decode_with(fn, bytes.fromhex(data[2:]))
+    call = decode(tx(data))  # approval family: an old contract would run it (attack report 3)
+    assert call.decoded.values[1] is True and call.noncanonical
 
 
 @pytest.mark.parametrize("claimed", [2**64, 2**255, 10**9])

@@ -117,8 +117,10 @@ def test_http_errors_use_the_error_shape(client):
 
 
 def test_decode_error_does_not_echo_input_bytes(client):
-    dirty = "0xa22cb465" + ("22" * 20).rjust(64, "0") + "ff" * 32  # bool word with dirty bytes
-    error = client.post("/v1/risk", json=tx(to="0xBC4CA0EdA7647A8aB7C2061c2E118A18a936f13D", data=dirty)).json()
+    # transfer(address,uint256) with a dirty address word (approval-family calls are read leniently
+    # as ABI coder v1 contracts read them, attack report 3; transfer is decoded strictly)
+    dirty = "0xa9059cbb" + "ff" * 32 + "00" * 31 + "01"
+    error = client.post("/v1/risk", json=tx(to="0xdAC17F958D2ee523a2206206994597C13D831ec7", data=dirty)).json()
     assert error["error"]["code"] == "abi_decode_error" and "\\xff" not in error["error"]["message"]
 
 

@@ -4,6 +4,8 @@ Candidates, in order: the ABI the client sent (matched by selector, never by nam
 count); the bundled ABI deployed at ``to`` on ``chain_id``; every bundled function with the
 selector. Several distinct signatures with one selector (a collision) are each tried with strict
 decoding; those that decode stay as ranked ``candidates``, the first is reported as the call.
+When none decodes strictly, an approval-family call is decoded as ABI coder v1 contracts read it
+(:mod:`.lenient`) and marked ``noncanonical``: old tokens grant such approvals.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..errors import BadCalldata
 from .abi import AbiFunction
 from .decode import UINT256_MAX, DecodedCall, decode_with
+from .lenient import decode_lenient
 from .nested.model import Budget
 from .nested.tree import expand
 from .registry import AbiRegistry, AbiSource
@@ -47,6 +50,7 @@ class CallAnalysis:
     truncated: bool = False
     method_candidates: tuple[dict, ...] = ()
     human_amount: str | None = None
+    noncanonical: tuple[str, ...] = ()  # arguments cleaned by lenient (ABI coder v1) decoding
 
     def walk_inner(self):
         """Every inner call at every depth, depth first (paths ``0``, ``0.0``, ``0.1``, ``1``…)."""
@@ -84,6 +88,8 @@ class CallAnalysis:
             base["nested_error"] = self.nested_error
         if self.truncated:
             base["nested_truncated"] = True
+        if self.noncanonical:
+            base["noncanonical"] = list(self.noncanonical)
         return base
 
 
@@ -96,6 +102,11 @@ def _try(candidates: list[tuple[AbiSource, AbiFunction]], data: bytes, match: st
         except BadCalldata as exc:
             errors.append(exc)
     if not decoded:
+        for source, fn in candidates:  # what an ABI coder v1 contract would still run
+            lenient = decode_lenient(fn, data)
+            if lenient is not None:
+                return CallAnalysis(kind="call", selector=fn.selector, decoded=lenient.decoded, source=source,
+                                    match=match, candidates=[fn.signature], noncanonical=lenient.notes)
         if errors:
             raise errors[0]
         return None

@@ -41,6 +41,7 @@ decoded canonical signature (Solidity ABI spec), never by name.
 | unknown_selector              | medium                            | calldata with an unknown selector, no value        |
 | contract_creation             | medium                            | deploys code that is not analysed                  |
 | trailing_calldata             | low                               | bytes after the ABI-encoded arguments              |
+| noncanonical_calldata         | high                              | an approval decoded only as ABI coder v1 reads it (dirty address/bool bits) |
 """
 
 from __future__ import annotations
@@ -121,6 +122,17 @@ def _shape_rules(ctx: RuleContext) -> list[Finding]:
     return []
 
 
+def _noncanonical(ctx: RuleContext) -> list[Finding]:
+    call = ctx.call
+    if not call.noncanonical:
+        return []
+    return [Finding("noncanonical_calldata", Severity.HIGH,
+                    f"The {call.decoded.method} calldata is not canonical ABI ({'; '.join(call.noncanonical)}): "
+                    "strict decoders reject it, but contracts built with Solidity's ABI coder v1 (older tokens "
+                    "such as USDT) still execute it as decoded here. Crafted calldata like this hides approvals "
+                    "from scanners.", {"signature": call.decoded.signature, "cleaned": list(call.noncanonical)})]
+
+
 def _addresses(ctx: RuleContext) -> list[str]:
     """Every address the call touches: target, and address-typed arguments at the top level."""
     out = [ctx.tx.to] if ctx.tx.to else []
@@ -142,6 +154,7 @@ def _call_findings(ctx: RuleContext) -> list[Finding]:
         rule = RULES_BY_SIGNATURE.get(decoded.signature)
         if rule:
             findings += rule(ctx)
+        findings += _noncanonical(ctx)
         findings += nesting_findings(ctx) + command_findings(ctx)
     findings += deny_list_findings(ctx, _addresses(ctx))
     if ctx.path is not None:
