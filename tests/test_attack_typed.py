@@ -62,15 +62,20 @@ def hashing_bomb() -> dict:
     return {"types": types, "primaryType": "P", "domain": {"name": "x"}, "message": {"xs": [{"a": []}] * 2040}}
 
 
-def test_hashing_bomb_is_refused_before_hashing(client):
+def test_hashing_bomb_is_refused_before_hashing(client, monkeypatch):
+    from auditinf.evm.typed import hashing
+
+    def never(*args, **kwargs):
+        raise AssertionError("typed data over the work budget reached eth-account's hashing")
+
+    monkeypatch.setattr(hashing, "encode_typed_data", never)
     with pytest.raises(BadTypedData) as error:
         parse_typed_data(hashing_bomb())
     assert error.value.code == "typed_data_too_complex"
     started = time.perf_counter()
     response = client.post("/v1/risk", json={"method": "eth_signTypedData_v4", "params": [SIGNER, hashing_bomb()]})
-    elapsed = time.perf_counter() - started
     assert response.status_code == 422 and response.json()["error"]["code"] == "typed_data_too_complex"
-    assert elapsed < 1.0  # a bound (the attack took 30 s), not a speed measurement
+    assert time.perf_counter() - started < 5.0  # a loose bound (hashing it took 30 s), not a speed measurement
 
 
 def test_large_real_payloads_stay_within_the_budget():

@@ -234,7 +234,7 @@ def _safe(ctx: SigningContext, reading: Reading) -> list[Finding]:
     findings as that transaction, the inner call's at path ``0``."""
     if reading.standard != "safe_tx":
         return []
-    from .safe_tx import safe_tx_findings  # safe_tx → rules → …: imported when a SafeTx is seen
+    from .safe_tx import safe_tx_findings  # safe_tx → rules → approvals → typed_rules: resolved at call time
     return safe_tx_findings(ctx)
 
 
