@@ -88,6 +88,84 @@ def test_large_real_payloads_stay_within_the_budget():
 
 
 def test_budget_counts_struct_values_times_their_closure():
+    # S names 30 struct types of 64 fields (left empty): each S value costs its closure, 30 + 30·64
+    # = 1950 field encodings, while adding only 31 values; M (1 field) costs 1 + 1950.
+    types = {"EIP712Domain": [], "M": [{"name": "s", "type": "S[]"}],
+             "S": [{"name": f"d{i}", "type": f"D{i}[]"} for i in range(30)],
+             **{f"D{i}": [{"name": f"f{j}", "type": "uint8"} for j in range(64)] for i in range(30)}}
+    per_s, base = 30 + 30 * 64, 1 + 30 + 30 * 64
+    fits = (MAX_HASH_WORK - base) // per_s
+
+    def typed(count: int) -> dict:
+        return {"types": types, "primaryType": "M", "domain": {},
+                "message": {"s": [{f"d{i}": [] for i in range(30)}] * count}}
+    assert hash_typed_data(parse_typed_data(typed(fits))).digest == eth_account_digest(typed(fits))
+    with pytest.raises(BadTypedData) as error:
+        parse_typed_data(typed(fits + 1))
+    assert error.value.code == "typed_data_too_complex"
+
+
+# -- finding 14: unused types --------------------------------------------------------------------
+
+def with_unused(typed: dict) -> dict:
+    out = copy.deepcopy(typed)
+    out["types"]["Unused"] = [{"name": "x", "type": "uint256"}]
+    out["types"]["AlsoUnused"] = [{"name": "u", "type": "Unused"}]
+    return out
+
+
+def test_unused_types_are_not_hashed_and_reported(client):
+    plain = permit2_single()
+    typed = parse_typed_data(with_unused(plain))
+    assert list(typed.unused_types) == ["Unused", "AlsoUnused"] and "Unused" not in typed.types
+    # what the wallet signs: the EIP-712 encodeType of the primary type's closure only
+    assert hash_typed_data(typed).digest == eth_account_digest(plain)
+    answer = client.post("/v1/risk", json=request(with_unused(plain))).json()
+    plain_answer = client.post("/v1/risk", json=request(plain)).json()
+    codes = {f["code"]: f["severity"] for f in answer["findings"]}
+    assert codes["unlimited_approval"] == "high" and codes["typed_data_unused_types"] == "low"
+    assert answer["risk_level"] == plain_answer["risk_level"] == "high"
+    assert answer["decoded"]["digest"] == plain_answer["decoded"]["digest"] == eth_account_digest(plain)
+    assert answer["decoded"]["unused_types"] == ["Unused", "AlsoUnused"]
+
+
+# -- finding 7: hashing work budget --------------------------------------------------------------
+
+def hashing_bomb() -> dict:
+    types = {"EIP712Domain": [{"name": "name", "type": "string"}]}
+    for i in range(60):
+        types[f"T{i}"] = [{"name": f"f{j}", "type": f"T{(i + j + 1) % 60}[]"} for j in range(64)]
+    types["X"] = [{"name": "a", "type": "T0[]"}]
+    types["P"] = [{"name": "xs", "type": "X[]"}]
+    return {"types": types, "primaryType": "P", "domain": {"name": "x"}, "message": {"xs": [{"a": []}] * 2040}}
+
+
+def test_hashing_bomb_is_refused_before_hashing(client, monkeypatch):
+    from auditinf.evm.typed import hashing
+
+    def never(*args, **kwargs):
+        raise AssertionError("typed data over the work budget reached eth-account's hashing")
+
+    monkeypatch.setattr(hashing, "encode_typed_data", never)
+    with pytest.raises(BadTypedData) as error:
+        parse_typed_data(hashing_bomb())
+    assert error.value.code == "typed_data_too_complex"
+    started = time.perf_counter()
+    response = client.post("/v1/risk", json={"method": "eth_signTypedData_v4", "params": [SIGNER, hashing_bomb()]})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "typed_data_too_complex"
+    assert time.perf_counter() - started < 5.0  # a loose bound (hashing it took 30 s), not a speed measurement
+
+
+def test_large_real_payloads_stay_within_the_budget():
+    batch = permit2_batch([f"0x{i:040x}" for i in range(1, 201)])
+    assert hash_typed_data(parse_typed_data(batch)).digest == eth_account_digest(batch)
+    order = seaport_order(0)
+    item = order["message"]["consideration"][1]
+    order["message"]["consideration"] += [dict(item) for _ in range(300)]
+    assert hash_typed_data(parse_typed_data(order)).digest == eth_account_digest(order)
+
+
+def test_budget_counts_struct_values_times_their_closure():
     # a struct of k fields referencing nothing: n values cost n·k; one more value crosses the budget
     fields = [{"name": f"f{j}", "type": "uint8"} for j in range(50)]
     n = MAX_HASH_WORK // 50 - 1  # the message struct (1 field, closure 51 fields) takes the rest
