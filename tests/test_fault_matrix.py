@@ -10,7 +10,6 @@ even when a forged policy puts the hosted model on the private route.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import pytest

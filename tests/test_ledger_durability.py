@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from auditinf.ledger import Ledger, MerkleTree, merkle, verify_rows
 from auditinf.ledger.note import NoteVerifier, open_checkpoint

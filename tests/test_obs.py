@@ -8,9 +8,7 @@ import logging
 import re
 import uuid
 
-import eth_abi
 import pytest
-from eth_utils import function_signature_to_4byte_selector
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
@@ -19,16 +17,8 @@ from auditinf.api import create_app
 from auditinf.obs import configure_logging
 
 from .fakes.fault_server import FaultServer
+from .fakes.txs import tx
 
-USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
-SPENDER = "0x2222222222222222222222222222222222222222"
-APPROVE = "0x" + (function_signature_to_4byte_selector("approve(address,uint256)")
-                  + eth_abi.encode(["address", "uint256"], [SPENDER, 2**256 - 1])).hex()
-
-
-def tx(**over) -> dict:
-    return {"chain_id": 1, "from": "0x1111111111111111111111111111111111111111", "to": USDC, "value": "0",
-            "data": APPROVE, **over}
 
 
 def samples(client: TestClient) -> dict[tuple[str, tuple], float]:

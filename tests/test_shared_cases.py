@@ -1,18 +1,21 @@
 """Every real-world case of tests/vectors/shared_cases (and ../shared/cases), by id.
 
-Expectations that rest on later work are listed in DEFERRED with the issue that builds them;
-the rest of each case is asserted here. Cases of kinds not covered here are skipped with the reason.
+Each case's expectations are asserted here, except ledger cases, which their own modules run by id
+(checked below). Flag names map to finding codes, and values compare, as ``auditinf eval`` does
+(:mod:`auditinf.eval_checks`).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from auditinf.api import create_app
 from auditinf.evm.chain import StaticChainFacts
+from auditinf.eval_checks import FLAG_CODES, SEVERITY, norm  # the case format's flag map and comparison rules
 from auditinf.evm.tokens import decode_decimals, decode_token_text
 
 from . import routing_cases
@@ -27,46 +30,10 @@ GATEWAY_CASES = {  # issue 4 routing cases, run by tests/routing_cases.py
     "gw-12-private-local-failure-never-goes-hosted": routing_cases.gw_12,
 }
 
-# Case-file flag names → our finding codes.
-FLAG_CODES = {
-    "UNLIMITED_APPROVAL": "unlimited_approval",
-    "SPENDER_IS_EOA": "spender_is_eoa",
-    "APPROVAL_FOR_ALL": "approval_for_all",
-    "OPERATOR_NOT_KNOWN_MARKETPLACE": "operator_unknown",
-    "NATIVE_VALUE_TO_UNVERIFIED_CONTRACT": "native_value_unknown_call",
-    "ZERO_VALUE_TRANSFER": "zero_value_transfer",
-    "ADDRESS_POISONING_LOOKALIKE": "address_poisoning_lookalike",
-    "SWAP_RECIPIENT_NOT_SENDER": "swap_recipient_not_sender",
-    "MISLEADING_FUNCTION_NAME": "misleading_function_name",
-    "PERMIT2_ALLOWANCE": "permit2_allowance",
-    "PERMIT_SIGNATURE": "permit_signature",
-    "FAR_EXPIRATION": "far_expiration",
-}
-# Expected keys/flags that later issues deliver (not asserted yet).
-DEFERRED: dict[str, str] = {}
-SKIP_KINDS = {
-    "ledger": "issue 3: C2SP signed-note checkpoints",
-}
-SEVERITY = ["none", "low", "medium", "high", "critical"]
 
 
 def ids(kind: str) -> list[str]:
     return sorted(i for i, c in CASES.items() if c["kind"] == kind)
-
-
-def norm(value):
-    """Compare as the case README says: ints as decimal strings, addresses case-insensitively."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return value.lower() if value.startswith("0x") else value
-    if isinstance(value, list):
-        return [norm(v) for v in value]
-    if isinstance(value, dict):
-        return {k: norm(v) for k, v in value.items()}
-    return value
 
 
 @pytest.fixture
@@ -114,8 +81,6 @@ def check_decoded(decoded: dict, expected: dict) -> None:
 def check_flags(answer: dict, expected: dict) -> None:
     codes = {f["code"] for f in answer["findings"]}
     for flag in expected.get("risk_flags_required", []):
-        if flag in DEFERRED:
-            continue
         assert FLAG_CODES[flag] in codes, flag
     if "min_severity" in expected:
         assert SEVERITY.index(answer["risk_level"]) >= SEVERITY.index(expected["min_severity"])
@@ -299,17 +264,13 @@ def test_llm_output_case(case_id, client_for):
         assert client.get("/healthz").status_code == 200
 
 
-# Ledger cases run by id elsewhere: Merkle ones in tests/test_merkle.py (ledger-19 there as its worked
-# example, and as a service-level deletion in tests/test_ledger.py), signed-note/checkpoint ones in
-# tests/test_note.py.
-MERKLE_TESTED = {"ledger-01-inclusion-index-beyond-size", "ledger-03-inclusion-extra-or-short-path",
-                 "ledger-06-consistency-from-empty-tree", "ledger-19-two-consecutive-records-deleted",
-                 "ledger-09-checkpoint-cosignature-before-log-signature",
-                 "ledger-13-checkpoint-origin-mismatch-same-key",
-                 "ledger-15-note-framing-cr-newline-trailing-data"}
+# Ledger cases run by id in their own modules: Merkle proofs in tests/test_merkle.py (ledger-19 also
+# as a service-level deletion in tests/test_ledger.py), signed notes/checkpoints in tests/test_note.py.
+LEDGER_CASE_MODULES = ("test_merkle.py", "test_note.py")
 
 
-@pytest.mark.parametrize("case_id", sorted(i for i, c in CASES.items()
-                                           if c["kind"] in SKIP_KINDS and i not in MERKLE_TESTED))
-def test_later_issue_case(case_id):
-    pytest.skip(SKIP_KINDS[CASES[case_id]["kind"]])
+@pytest.mark.parametrize("case_id", ids("ledger"))
+def test_ledger_case_is_run_by_id(case_id):
+    """Every ledger case is exercised by id in one of the ledger test modules (a new case fails here)."""
+    here = Path(__file__).parent
+    assert any(case_id in (here / name).read_text() for name in LEDGER_CASE_MODULES), case_id

@@ -6,24 +6,14 @@ import base64
 import hashlib
 import json
 
-import eth_abi
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eth_utils import function_signature_to_4byte_selector
 from fastapi.testclient import TestClient
 
 from auditinf.api import create_app
 
 from .fakes.fake_llama import GOOD_LOCAL_ANSWER
+from .fakes.txs import tx
 
-USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
-SPENDER = "0x2222222222222222222222222222222222222222"
-APPROVE = "0x" + (function_signature_to_4byte_selector("approve(address,uint256)")
-                  + eth_abi.encode(["address", "uint256"], [SPENDER, 2**256 - 1])).hex()
-
-
-def tx(**over) -> dict:
-    return {"chain_id": 1, "from": "0x1111111111111111111111111111111111111111", "to": USDC, "value": "0",
-            "data": APPROVE, **over}
 
 
 def parse_sse(text: str) -> list[tuple[str, dict]]:

@@ -17,7 +17,6 @@ import random
 import shutil
 from collections import Counter
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import pytest
 
