@@ -260,11 +260,29 @@ class Service:
         if call.source is not None:
             provenance.append({"input": "abi", **call.source.to_dict(), "match": call.match})
         provenance.append(chain_provenance(chain, ctx.facts_consulted))
+        return self._answer_analysis(
+            kind=kind, client_id=client_id, dclass=dclass, request_id=request_id, chain=chain, facts=facts,
+            normalised=normalised, provenance=provenance, findings=findings, findings_json=findings_json,
+            decoded=decoded, decision=decision, level=level, unknown=unknown, chain_context=chain_context,
+            context_unknown=context_unknown)
+
+    def _answer_analysis(self, *, kind: str, client_id: str, dclass: str, request_id: str, chain: ChainFacts,
+                         facts: dict, normalised: dict, provenance: list[dict], findings: list, findings_json: list[dict],
+                         decoded: dict, decision: str, level: str, unknown: list[str], chain_context: dict,
+                         context_unknown: list[str], extra: dict[str, Any] | None = None) -> dict:
+        """The tail every analysed request (transaction or signing request) shares.
+
+        Checks that the record can be written (RFC 8785) *before* any model call (422
+        ``unrecordable_value`` otherwise), seals a private request's decoded call, findings' evidence
+        and chain context in the vault, routes to the policy's model, commits the record, and
+        returns the answer with the rules' verdict, risk level and findings (never the model's).
+        ``extra`` adds members to the record's ``analysis`` object.
+        """
         check_recordable(input=normalised, provenance=provenance, decoded=decoded, findings=findings_json,
                          facts_unknown=unknown, chain_context=chain_context, context_facts_unknown=context_unknown)
         seal = PendingSeal(client_id) if dclass != "public" else None
         analysis = {
-            "verdict": decision, "risk_level": level,
+            "verdict": decision, "risk_level": level, **(extra or {}),
             "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
             "decoded": {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}
             if seal else decoded,
@@ -277,8 +295,7 @@ class Service:
                                 provenance=provenance, analysis=analysis, result=result, seal=seal,
                                 request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
         return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
-                "unknown_facts": unknown, "chain_context": chain_context,
-                 "unknown_context_facts": context_unknown}
+                "unknown_facts": unknown, "chain_context": chain_context, "unknown_context_facts": context_unknown}
 
     def explain(self, body: Any, client_id: str = "anonymous", request_id: str | None = None) -> dict:
         """``POST /v1/explain``: what the transaction does (see :meth:`analyse_transaction`)."""

@@ -12,14 +12,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .evm.signing import parse_signing_request, secret_scan_view
-from .ledger import canonical_bytes
-from .ledger.vault import PendingSeal
 from .policy import data_class
 from .risk import risk_level, verdict
 from .risk.context import PolicyLists
 from .risk.typed_rules import SigningContext, evaluate_signing
-from .service import check_recordable
-from .service_chain import chain_for, chain_provenance, rpc_tool_calls, signing_chain_context
+from .service_chain import chain_for, chain_provenance, signing_chain_context
 
 if TYPE_CHECKING:
     from .service import Service
@@ -60,27 +57,12 @@ def analyse_signing(service: Service, kind: str, body: dict, client_id: str, req
     facts: dict[str, Any] = {"kind": kind, "chain_id": ctx.chain_id, "signer": request.signer, "signing": decoded,
                              "findings": findings_json, "verdict": decision, "risk_level": level,
                              "unknown_facts": unknown, "chain_context": chain_context,
-                 "unknown_context_facts": context_unknown}
+                             "unknown_context_facts": context_unknown}
     normalised = {"signing_request": request.to_dict()}
     provenance = [{"input": "signing_request", "source": "client"},
                   chain_provenance(chain, ctx.facts_consulted)]
-    check_recordable(input=normalised, provenance=provenance, decoded=decoded, findings=findings_json,
-                     facts_unknown=unknown, chain_context=chain_context, context_facts_unknown=context_unknown)
-    seal = PendingSeal(client_id) if dclass != "public" else None
-    analysis = {
-        "verdict": decision, "risk_level": level, "analysed_at": ctx.now,
-        "findings": [{"code": f.code, "severity": str(f.severity)} for f in findings] if seal else findings_json,
-        "decoded": {"commitment": seal.commit("analysis.decoded", "auditinf/decoded/v1", canonical_bytes(decoded))}
-        if seal else decoded,
-        "facts_unknown": [] if seal else unknown,
-        "chain_context": {} if seal else chain_context,
-        "context_facts_unknown": [] if seal else context_unknown,
-    }
-    result, shadow = service._route(kind, dclass, facts, level, client_id=client_id, request_id=request_id)
-    answer = service._conclude(kind=kind, client_id=client_id, dclass=dclass,
-                               normalised=normalised, provenance=provenance,
-                               analysis=analysis, result=result, seal=seal,
-                               request_id=request_id, shadow=shadow, rpc_calls=rpc_tool_calls(chain, seal is not None))
-    return {**answer, "verdict": decision, "risk_level": level, "findings": findings_json, "decoded": decoded,
-            "unknown_facts": unknown, "chain_context": chain_context,
-                 "unknown_context_facts": context_unknown}
+    return service._answer_analysis(
+        kind=kind, client_id=client_id, dclass=dclass, request_id=request_id, chain=chain, facts=facts,
+        normalised=normalised, provenance=provenance, findings=findings, findings_json=findings_json,
+        decoded=decoded, decision=decision, level=level, unknown=unknown, chain_context=chain_context,
+        context_unknown=context_unknown, extra={"analysed_at": ctx.now})
