@@ -18,6 +18,7 @@ from auditinf.inference.hosted import _retry_after
 from auditinf.obs.context import RequestContext, bind_request
 from auditinf.policy import parse_policy
 
+from .conftest import ROOT
 from .fakes.backends import ScriptedBackend
 from .fakes.fault_server import GOOD_ANSWER, FaultServer
 from .test_inference import body, hosted_service, stored
@@ -213,3 +214,14 @@ def test_answer_refused_by_the_guards_still_records_its_tokens_and_cost():
     first = result.attempts[0]
     assert first.error_type == "unsupported_claim" and (first.tokens_in, first.tokens_out) == (1000, 500)
     assert Decimal(first.cost_usd) == (1000 * 2 + 500 * 4) / Decimal(10**6) and first.response_model == "m-1"
+
+
+def test_deterministic_template_is_not_judged_by_the_model_guards(det_service):
+    """A call whose signature holds brackets (``aggregate3((address,bool,bytes)[])``) is answered by
+    the deterministic candidate in one attempt: the model-output guards (which refuse brackets in a
+    model's summary) do not reject the rules' own template."""
+    sample = json.loads((ROOT / "abi_samples" / "transactions" / "multicall3_aggregate3_hidden_approve.json").read_text())
+    body = {k: sample[k] for k in ("chain_id", "from", "to", "value", "data")}
+    answer = det_service.risk(body)
+    assert "[]" in answer["decoded"]["signature"]
+    assert [(a["backend"], a["outcome"]) for a in answer["attempts"]] == [("deterministic", "success")]
