@@ -29,6 +29,8 @@ def verify_against_checkpoint(rows: Iterable[tuple[int, str, bytes]], checkpoint
     ``size`` rows (else truncated); 4. the RFC 6962 root of the leaves equals the checkpoint's.
     Returns ``size``; raises :class:`VerificationError` (first bad seq and step).
     """
+    # Steps 1-2 are verify.check_seq / check_leaf written inline: this loop is the hot path of a
+    # hash-only audit, and the two calls per row cost about 13 % of its rate (bench/ledger.py).
     size, leaves, sha256 = checkpoint.size, [], hashlib.sha256
     for seq, stored, body in rows:
         if len(leaves) == size:

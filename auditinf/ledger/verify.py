@@ -110,6 +110,30 @@ def is_canonical(body: bytes) -> bool:
         return False
 
 
+def check_seq(expected: int, seq: int) -> None:
+    """Step 1: rows arrive with contiguous ``seq`` from 0; a gap names the first missing seq."""
+    if seq != expected:
+        raise VerificationError(f"seq {expected} is missing (next stored is {seq})", seq=expected,
+                                step="contiguous_seq")
+
+
+def row_body(body: bytes | str) -> bytes:
+    """The stored body as bytes (a BLOB edited with SQL text functions comes back as TEXT: it is
+    still checked byte for byte)."""
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def check_leaf(seq: int, stored: str, body: bytes) -> tuple[bytes, str]:
+    """Step 5: the stored leaf hash (hex) equals SHA-256(0x00 ‖ body) (RFC 6962 §2.1); returns
+    the leaf hash as bytes and as hex."""
+    digest = hashlib.sha256(b"\x00" + body).digest()
+    computed = digest.hex()
+    if stored != computed:
+        raise VerificationError(f"seq {seq}: stored leaf hash differs from SHA-256(0x00 || body)",
+                                seq=seq, step="leaf_hash")
+    return digest, computed
+
+
 class _Row(Protocol):
     seq: int
     leaf_hash: str
@@ -148,12 +172,8 @@ class ChainVerifier:
     def feed(self, row: _Row) -> None:
         """Check one row (steps 1–7); raises :class:`VerificationError`."""
         seq = row.seq
-        # 1. contiguous seq
-        if seq != self.size:
-            raise VerificationError(f"seq {self.size} is missing (next stored is {seq})",
-                                    seq=self.size, step="contiguous_seq")
-        # a BLOB edited with SQL text functions comes back as TEXT: still checked byte for byte
-        body = row.body.encode() if isinstance(row.body, str) else bytes(row.body)
+        check_seq(self.size, seq)  # 1. contiguous seq
+        body = row_body(row.body)
         # 2. canonical JSON
         try:
             parsed = _parse_canonical(body)
@@ -168,12 +188,7 @@ class ChainVerifier:
         if parsed.get("prev") != self.prev:
             raise VerificationError(f"seq {seq}: prev does not match the leaf hash of seq {seq - 1}",
                                     seq=seq, step="prev_link")
-        # 5. leaf hash
-        digest = hashlib.sha256(b"\x00" + body).digest()
-        computed = digest.hex()
-        if row.leaf_hash != computed:
-            raise VerificationError(f"seq {seq}: stored leaf hash differs from SHA-256(0x00 || body)",
-                                    seq=seq, step="leaf_hash")
+        digest, computed = check_leaf(seq, row.leaf_hash, body)  # 5. leaf hash
         # 6. signature under the key valid at this seq
         kid = parsed.get("kid")
         verifier = self._valid.get(kid) if isinstance(kid, str) else None
@@ -247,19 +262,12 @@ class HashChainVerifier:
     def feed(self, row: _Row) -> None:
         """Check one row; raises :class:`VerificationError`."""
         seq = row.seq
-        if seq != self.size:
-            raise VerificationError(f"seq {self.size} is missing (next stored is {seq})",
-                                    seq=self.size, step="contiguous_seq")
-        body = row.body.encode() if isinstance(row.body, str) else bytes(row.body)
-        if b'"prev":"' + self.prev.encode() + b'"' not in body:
+        check_seq(self.size, seq)
+        body = row_body(row.body)
+        if b'"prev":"'  + self.prev.encode() + b'"' not in body:
             raise VerificationError(f"seq {seq}: prev does not match the leaf hash of seq {seq - 1}",
                                     seq=seq, step="prev_link")
-        digest = hashlib.sha256(b"\x00" + body).digest()
-        computed = digest.hex()
-        if row.leaf_hash != computed:
-            raise VerificationError(f"seq {seq}: stored leaf hash differs from SHA-256(0x00 || body)",
-                                    seq=seq, step="leaf_hash")
-        self.prev = computed
+        digest, self.prev = check_leaf(seq, row.leaf_hash, body)
         self.leaves.append(digest)
         self.size += 1
 
