@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import KeyFileError
+from .keys import read_secret_file
 
 __all__ = ["Kek", "load_kek", "load_or_create_kek"]
 
@@ -38,14 +38,7 @@ def _kek(key: bytes) -> Kek:
 
 def load_kek(path: Path) -> Kek:
     """Load the KEK at ``path``; raises :class:`KeyFileError` when missing, readable by others or not 32 bytes."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError as exc:
-        raise KeyFileError(f"key-encryption key {path} not found") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"key-encryption key {path} is readable by other users (mode {oct(mode & 0o777)}); "
-                           f"run `chmod 600 {path}`")
-    key = path.read_bytes()
+    key = read_secret_file(path, "key-encryption key")
     if len(key) != _KEK_BYTES:
         raise KeyFileError(f"key-encryption key {path} must hold exactly {_KEK_BYTES} bytes")
     return _kek(key)

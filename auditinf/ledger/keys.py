@@ -108,17 +108,24 @@ def generate_key(path: Path, name: str, *, overwrite: bool = False) -> Signer:
     return signer
 
 
-def load_signer(path: Path, name: str) -> Signer:
-    """Load the signing key at ``path``; refuses a missing, group/world-readable or malformed file."""
+def read_secret_file(path: Path, what: str, missing_hint: str = "") -> bytes:
+    """The bytes of a key file (``what`` names it in errors); raises :class:`KeyFileError` when it is
+    missing or readable by group or others (it must be mode 0600 or stricter)."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError as exc:
-        raise KeyFileError(f"signing key {path} not found; create one with `auditinf keygen`") from exc
+        raise KeyFileError(f"{what} {path} not found{missing_hint}") from exc
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"signing key {path} is readable by other users (mode {oct(mode & 0o777)}); "
+        raise KeyFileError(f"{what} {path} is readable by other users (mode {oct(mode & 0o777)}); "
                            f"run `chmod 600 {path}`")
+    return path.read_bytes()
+
+
+def load_signer(path: Path, name: str) -> Signer:
+    """Load the signing key at ``path``; refuses a missing, group/world-readable or malformed file."""
     try:
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        private = serialization.load_pem_private_key(
+            read_secret_file(path, "signing key", "; create one with `auditinf keygen`"), password=None)
     except (ValueError, TypeError) as exc:
         raise KeyFileError(f"signing key {path} is not an unencrypted PKCS#8 PEM key") from exc
     if not isinstance(private, Ed25519PrivateKey):
