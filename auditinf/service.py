@@ -25,30 +25,29 @@ from typing import Any, Callable
 import rfc8785
 
 from .config import Settings
-from .errors import InputError
+from .errors import BudgetExhausted, InputError
 from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
                   parse_abi, parse_transaction)
 from .evm.chain import ChainFacts, NoChainFacts
 from .evm.hexdata import parse_hex
 from .evm.proxy import proxy_report
 from .evm.returns import return_values
-from .evm.tx import MAX_CALLDATA_BYTES, parse_counterparties
 from .evm.signing import is_signing_request
-from .service_chain import chain_for, chain_provenance, rpc_tool_calls, transaction_chain_context
+from .evm.tx import MAX_CALLDATA_BYTES, parse_counterparties
 from .evm.units import format_eth
-from .errors import BudgetExhausted
 from .inference import Backend, RouteResult, build_prompt, make_backend, route
 from .inference.breaker import Breakers
 from .inference.rollout import ShadowRunner, route_candidates, shadow_job
 from .ledger import Ledger, canonical_bytes, commit
-from .obs.context import current_request_id, current_stream, notify_analysis
 from .ledger.kek import load_or_create_kek
 from .ledger.vault import PendingSeal, Vault
+from .obs.context import current_request_id, current_stream, notify_analysis
 from .policy import ModelSpec, Policy, data_class, find_secret, load_policy, secret_refusal, usd_text
 from .policy.budget import BudgetTracker
 from .risk import RuleContext, evaluate, risk_level, verdict
 from .risk.context import PolicyLists
 from .risk.findings import findings_by_path
+from .service_chain import chain_for, chain_provenance, rpc_tool_calls, transaction_chain_context
 
 __all__ = ["Service"]
 
