@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli_common import KeyFile, LedgerUrl, PolicyOpt
+from .cli_common import KeyFile, LedgerUrl, PolicyOpt, open_service
 from .cli_common import cli_errors as _errors
 from .cli_common import emit as _emit
 from .cli_common import settings_from as _settings
@@ -36,8 +36,6 @@ def _read_json(path: Path) -> Any:
 
 def _tx_command(kind: str, file: Optional[Path], to: Optional[str], data: Optional[str], value: Optional[str],
                 chain_id: Optional[int], private: bool, abi: Optional[Path], settings: Settings) -> None:
-    from .api.app import build_service
-
     with _errors():
         body: dict = _read_json(file) if file else {}
         if not isinstance(body, dict):
@@ -46,8 +44,8 @@ def _tx_command(kind: str, file: Optional[Path], to: Optional[str], data: Option
         body.update({k: v for k, v in overrides.items() if v is not None})
         if private:
             body["private"] = True
-        service = build_service(settings)
-        _emit(service.analyse_transaction(kind, body, "cli"))
+        with open_service(settings) as service:
+            _emit(service.analyse_transaction(kind, body, "cli"))
 
 
 TxFile = Annotated[Optional[Path], typer.Argument(help="transaction JSON {chain_id, from, to, value, data}")]
@@ -83,7 +81,6 @@ def methods(abi: Abi = None,
             data: Data = None, private: Private = False, ledger_url: LedgerUrl = None, key_file: KeyFile = None,
             policy: PolicyOpt = None) -> None:
     """List a contract's methods from an ABI file or from runtime bytecode."""
-    from .api.app import build_service
 
     with _errors():
         body: dict = {"private": private}
@@ -93,8 +90,8 @@ def methods(abi: Abi = None,
             body["bytecode"] = Path(bytecode[1:]).read_text().strip() if bytecode.startswith("@") else bytecode
         if data:
             body["data"] = data
-        service = build_service(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy))
-        _emit(service.methods(body, "cli"))
+        with open_service(_settings(ledger_url=ledger_url, key_file=key_file, policy=policy)) as service:
+            _emit(service.methods(body, "cli"))
 
 
 @app.command()

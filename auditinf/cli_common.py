@@ -49,3 +49,18 @@ def cli_errors() -> Iterator[None]:
     except (OSError, UnicodeError) as exc:
         fail(InputError(f"cannot read input: {type(exc).__name__}: {getattr(exc, 'strerror', '') or ''}".rstrip(": "),
                         code="invalid_request"))
+
+
+@contextmanager
+def open_service(settings: Settings) -> Iterator[Any]:
+    """The :class:`~auditinf.service.Service` for one command. Its ledger is closed on the way
+    out, which signs a checkpoint covering the command's record (issue 3: a checkpoint at
+    shutdown) and stops the ledger's writer."""
+    from .api.app import build_service
+
+    service = build_service(settings)
+    try:
+        yield service
+    finally:
+        service.ledger.close()
+

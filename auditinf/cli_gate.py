@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import KeyFile, LedgerUrl, PolicyOpt, cli_errors, emit, settings_from
+from .cli_common import KeyFile, LedgerUrl, PolicyOpt, cli_errors, emit, open_service, settings_from
 from .errors import InputError
 from .jsonin import load_json
 
@@ -24,14 +24,13 @@ def gate_command(file: Annotated[Path, typer.Argument(help="transaction JSON {ch
                  client_id: Annotated[str, typer.Option("--client-id", help="client named in the record")] = "cli",
                  ledger_url: LedgerUrl = None, key_file: KeyFile = None, policy: PolicyOpt = None) -> None:
     """May an agent send this transaction? allow (exit 0) | review (3) | deny (4), recorded."""
-    from .api.app import build_service
     from .gate import gate
 
     with cli_errors():
         body = load_json(file.read_bytes())
         if not isinstance(body, dict):
             raise InputError("transaction file must hold a JSON object", code="invalid_request")
-        service = build_service(settings_from(ledger_url=ledger_url, key_file=key_file, policy=policy))
-        answer = gate(service, body, client_id)
+        with open_service(settings_from(ledger_url=ledger_url, key_file=key_file, policy=policy)) as service:
+            answer = gate(service, body, client_id)
         emit(answer)
     raise typer.Exit(EXIT_CODES[answer["decision"]])

@@ -35,6 +35,8 @@ def test_keygen_risk_verify_tamper(tmp_path: Path):
     ok = run(tmp_path, "verify", "--json")
     result = json.loads(ok.stdout)
     assert ok.returncode == 0 and result["ok"] is True and result["records"] == 4
+    # each command closes its ledger, signing a checkpoint over its record (checkpoint at shutdown)
+    assert result["checkpoints"] == 4 and result["latest_checkpoint"]["size"] == 4
     assert [(k["kid"], k["first_seq"], k["last_seq"]) for k in result["keys"]] == [(answer["receipt"]["kid"], 0, 3)]
     with sqlite3.connect(tmp_path / "l.db") as conn:
         conn.execute("UPDATE record SET body = replace(body, X'22726973' , X'22726974') WHERE seq = 1")
