@@ -220,6 +220,8 @@ def test_fast_jcs_check_agrees_with_rfc8785(value):
     b'{"a":1e+16}', b'{"a":10000000000000000}', b'{"a":1.0}', b'{"a":-0}', b'{"a":NaN}',
     '{"\U0001f600":1,"\ufb01":2}'.encode(), '{"\ufb01":2,"\U0001f600":1}'.encode(), b'{"a":"\\u00e9"}',
     b'{"a":"\\u001f"}', b'{"a":"\\u001F"}', b'{"a":1,"a":1}', b'{"b":1, "a":2}', b'{"a":9007199254740991}',
+    b'{"a":9007199254740992}', b'{"a":18446744073709551616}', b'{"a":1.5}', b'{"a":"\\":1.0,"}',
+    b'{"a":"\\\\","b":1.0}', b'{"a":"x","b":[1e1]}', b'1.0', b'1', b'{"a":-0.0}', b'{"a":"\\ud800"}',
 ])
 def test_fast_jcs_check_edge_cases(body):
     assert is_canonical(body) == reference(body)

@@ -12,44 +12,22 @@ its members sorted by the UTF-16 code units of their names (RFC 8785 §3.2.3), e
 2. :func:`stamp` runs in the sequencer: it merges the five stamp members and joins — byte for
    byte ``rfc8785.dumps({**content, v, seq, prev, kid, ts})`` (property-tested).
 
-Fast path: for a value with no floats, no integer of 16 or more digits and no character beyond
-the Basic Multilingual Plane, RFC 8785 output equals the C encoder of :mod:`json` with sorted keys,
-compact separators and ``ensure_ascii=False`` (the same string escapes, RFC 8785 §3.2.2.2; the same
-integer text; code-point order equals UTF-16 order inside the BMP). The encoder's text is used when
-a scan finds none of those and it parses back to an equal value (which rules out names that are
-not strings, which :mod:`json` would silently convert); anything else takes ``rfc8785``.
+The whole content is checked once for the orjson fast path (:func:`.canonical.canonical_members`);
+when it does not apply, each member goes through :func:`.canonical.canonical_bytes` (``rfc8785``).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
-
 from ..errors import LedgerError
+from .canonical import canonical_bytes, canonical_members
 
 __all__ = ["PreparedContent", "prepare", "stamp", "STAMP_FIELDS", "BODY_VERSION"]
 
 STAMP_FIELDS = ("kid", "prev", "seq", "ts", "v")
 BODY_VERSION = 1
-
-
-_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
-_NEEDS_RFC8785 = re.compile(r"(?:^|[:\[,])-?\d+[.eE]|(?:^|[:\[,])-?\d{16}|[\U00010000-\U0010FFFF]")
-
-
-def _canonical(value: Any) -> bytes:
-    """RFC 8785 text of ``value`` (see the fast path in the module docstring)."""
-    try:
-        text = _encode(value)
-        if not _NEEDS_RFC8785.search(text) and json.loads(text) == value:
-            return text.encode("utf-8")
-    except (TypeError, ValueError, RecursionError):
-        pass  # rfc8785 decides, and names the problem
-    return rfc8785.dumps(value)
 
 
 def _sort_key(name: str) -> bytes:
@@ -73,14 +51,18 @@ def prepare(content: dict[str, Any]) -> PreparedContent:
     """
     if not isinstance(content, dict):
         raise LedgerError("record content must be a JSON object", code="invalid_record")
+    fast = canonical_members(content)  # one check for the whole content; None: each member on its own
     members = []
     for name, value in content.items():
         if not isinstance(name, str):
             raise LedgerError("record member names must be strings", code="invalid_record")
         if name in STAMP_FIELDS:
             raise LedgerError(f"record member {name!r} is set by the ledger", code="invalid_record")
+        if fast is not None:
+            members.append((_sort_key(name), fast[name]))
+            continue
         try:
-            members.append((_sort_key(name), _canonical(name) + b":" + _canonical(value)))
+            members.append((_sort_key(name), canonical_bytes(name) + b":" + canonical_bytes(value)))
         except Exception as exc:  # rfc8785 raises several types (domain errors, unsupported types, …)
             raise LedgerError(f"record member {name!r} is not RFC 8785 JSON: {type(exc).__name__}",
                               code="invalid_record") from exc
@@ -99,7 +81,7 @@ def stamp(prepared: PreparedContent, *, seq: int, prev: str, kid: str, ts: str) 
                (_STAMP_KEYS["kid"], b'"kid":"%s"' % kid.encode()),
                (_STAMP_KEYS["prev"], b'"prev":"%s"' % prev.encode()),
                (_STAMP_KEYS["seq"], b'"seq":%d' % seq),
-               (_STAMP_KEYS["ts"], b'"ts":' + rfc8785.dumps(ts)),
+               (_STAMP_KEYS["ts"], b'"ts":' + canonical_bytes(ts)),
                _VERSION_MEMBER]
     members.sort()  # names are unique: tuples order by their UTF-16 sort key alone
     return b"{" + b",".join([m[1] for m in members]) + b"}"

@@ -20,12 +20,7 @@ For each stored row, in ``seq`` order, the steps are:
 :class:`ChainVerifier` does the same one row at a time and keeps what a caller checking
 checkpoints needs: the leaf hashes and which key signed which seq range.
 
-Step 2 fast path: for a body with no integer of 16 or more digits, no float that Python prints in
-exponent form or with a trailing ``.0``, and no character outside the Basic Multilingual Plane,
-RFC 8785 output equals Python's ``json.dumps`` with sorted keys, compact separators and
-``ensure_ascii=False``: same string escapes, same integer text, same shortest round-trip float
-digits in positional form (ECMAScript Number::toString), and code-point order equals UTF-16 order
-inside the BMP. Any other body takes the full ``rfc8785`` path. A property test checks the two agree.
+Step 2 uses :func:`.canonical.parse_canonical` (an orjson fast path checked against ``rfc8785``).
 """
 
 from __future__ import annotations
@@ -33,81 +28,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from ..errors import VerificationError
-from .canonical import GENESIS_PREV, canonical_bytes
+from .canonical import GENESIS_PREV, is_canonical, parse_canonical
 from .keyevents import KEY_EVENT_KIND, check_key_event
 from .keys import Verifier
 
 __all__ = ["ChainVerifier", "HashChainVerifier", "KeySpan", "verify_rows", "is_canonical"]
-
-_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
-
-
-_NON_BMP = re.compile(rb"[\xf0-\xf4]")
-
-
-class _FloatSeen(Exception):
-    """A number RFC 8785 may print differently from Python: take the full path."""
-
-
-NOT_CANONICAL = object()  # what _parse_canonical returns for JSON that is not RFC 8785 canonical
-
-
-def _float(text: str) -> float:
-    """A float whose Python repr is also its ECMAScript form (RFC 8785 §3.2.2.3): positional, not
-    integral. Others (``1e-05``, ``12.0``, ``1e+16``) send the body down the full path."""
-    value = float(text)
-    shown = repr(value)
-    if "e" in shown or shown.endswith(".0") or shown in ("inf", "-inf", "nan"):
-        raise _FloatSeen
-    return value
-
-
-def _int(text: str) -> int:
-    """An integer short enough (< 16 digits) to be below 2^53, where RFC 8785 and Python print it alike."""
-    if len(text) > 15 and len(text.lstrip("-")) > 15:
-        raise _FloatSeen
-    return int(text)
-
-
-def _not_json(text: str) -> Any:
-    raise ValueError(f"{text} is not JSON")
-
-
-def _full_jcs(body: bytes) -> Any:
-    parsed = json.loads(body, parse_constant=_not_json)
-    try:
-        return parsed if canonical_bytes(parsed) == body else NOT_CANONICAL
-    except Exception:  # rfc8785 raises its own errors (integers beyond 2^53, lone surrogates, ...)
-        return NOT_CANONICAL
-
-
-def _parse_canonical(body: bytes) -> Any:
-    """The parsed body if ``body`` is RFC 8785 canonical JSON, else :data:`NOT_CANONICAL`; raises
-    ``ValueError`` when it is not JSON at all."""
-    if not body.isascii() and _NON_BMP.search(body):  # a 4-byte UTF-8 sequence: a character outside the BMP
-        return _full_jcs(body)
-    try:
-        parsed = json.loads(body, parse_float=_float, parse_int=_int, parse_constant=_not_json)
-    except _FloatSeen:
-        return _full_jcs(body)
-    try:
-        return parsed if _dumps(parsed).encode() == body else NOT_CANONICAL
-    except (UnicodeEncodeError, ValueError):
-        return NOT_CANONICAL
-
-
-def is_canonical(body: bytes) -> bool:
-    """Is ``body`` RFC 8785 canonical JSON (byte for byte)?"""
-    try:
-        return _parse_canonical(body) is not NOT_CANONICAL
-    except (ValueError, RecursionError):
-        return False
 
 
 def check_seq(expected: int, seq: int) -> None:
@@ -176,7 +105,7 @@ class ChainVerifier:
         body = row_body(row.body)
         # 2. canonical JSON
         try:
-            parsed = _parse_canonical(body)
+            parsed = parse_canonical(body)
         except (ValueError, RecursionError) as exc:
             raise VerificationError(f"seq {seq}: body is not valid JSON", seq=seq, step="canonical_json") from exc
         if not isinstance(parsed, dict):
