@@ -1,5 +1,5 @@
-"""``auditinf`` command line: serve | explain | risk | methods | keygen, and the ledger commands of
-:mod:`auditinf.cli_ledger` (verify, disclose, shred, ...).
+"""``auditinf`` command line: serve | explain | risk | methods | keygen, the ledger commands of
+:mod:`auditinf.cli_ledger` (verify, disclose, shred, ...) and ``clients`` (:mod:`auditinf.cli_clients`).
 
 Answers are printed as JSON on stdout. Errors print ``{"error": {"code", "message"}}`` and exit 2;
 ``verify`` exits 0 when the ledger is intact and 1 (naming the first bad seq and the reason)
@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from .cli_clients import ClientsFile, clients_app
 from .cli_common import KeyFile, LedgerUrl, PolicyOpt, open_service
 from .cli_common import cli_errors as _errors
 from .cli_common import emit as _emit
@@ -117,9 +118,12 @@ def keygen(key_file: KeyFile = None,
 def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="TCP port (0: any free port, logged at start)")] = 8080,
           workers: Annotated[int, typer.Option(min=1, help="worker processes sharing one ledger")] = 1,
-          ledger_url: LedgerUrl = None, key_file: KeyFile = None, policy: PolicyOpt = None) -> None:
-    """Run the HTTP API (FastAPI on uvicorn). Refuses to start with a bad policy or key.
-    Logs are JSON lines on stderr (AUDITINF_LOG_LEVEL), one per request, never with content.
+          ledger_url: LedgerUrl = None, key_file: KeyFile = None, policy: PolicyOpt = None,
+          clients_file: ClientsFile = None) -> None:
+    """Run the HTTP API (FastAPI on uvicorn). Refuses to start with a bad policy, key or client
+    registry. Logs are JSON lines on stderr (AUDITINF_LOG_LEVEL), one per request, never with content.
+    With clients in the registry (``auditinf clients add``) request endpoints require their bearer
+    token; without, a warning is logged and ``X-Client-Id`` is self-declared.
 
     With ``--workers N`` each worker process builds its own app from the same settings (passed on
     as ``AUDITINF_*`` variables); their appends serialise on the ledger's chain head.
@@ -131,7 +135,7 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     from .api import create_app
     from .obs import configure_logging
 
-    settings = _settings(ledger_url=ledger_url, key_file=key_file, policy=policy)
+    settings = _settings(ledger_url=ledger_url, key_file=key_file, policy=policy, clients_file=clients_file)
     configure_logging(settings.log_level)
     with _errors():
         application = create_app(settings)  # fails here, once, on a bad policy or key
@@ -143,12 +147,15 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     application.state.service.ledger.close()
     os.environ.update({"AUDITINF_LEDGER_URL": settings.ledger_url, "AUDITINF_KEY_FILE": str(settings.key_file),
                        "AUDITINF_POLICY": str(settings.policy)})
+    if settings.clients_file is not None:
+        os.environ["AUDITINF_CLIENTS_FILE"] = str(settings.clients_file)
     uvicorn.run("auditinf.api.app:create_app", factory=True, workers=workers, **options)
 
 
 register_ledger_commands(app)
 app.command("gate")(gate_command)
 register_eval_command(app)
+app.add_typer(clients_app, name="clients")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,6 +12,7 @@
 | AUDITINF_ORIGIN             | auditinf.local/ledger              | log identity (signed-note key name)      |
 | AUDITINF_RPC_URL            | (unset: chain facts unknown)       | JSON-RPC node for chain facts (trusted)  |
 | AUDITINF_KEK_FILE           | data.kek beside the signing key    | AES-256 key-encryption key (32 B, 0600)  |
+| AUDITINF_CLIENTS_FILE       | ledger/clients.json, if it exists  | client registry (0600); if set, must exist |
 | AUDITINF_CHECKPOINT_EVERY_RECORDS | 1000                         | sign a checkpoint after this many records |
 | AUDITINF_CHECKPOINT_EVERY_S | 60                                 | … or this many seconds (heartbeat ≤ 600 s) |
 | AUDITINF_POLICY_POLL_S      | 2                                  | policy file change poll, s (0: SIGHUP only) |
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     rpc_url: str | None = None
     max_body_bytes: int = 1 << 20
     kek_file: Path | None = None
+    clients_file: Path | None = None  # client registry (auditinf.auth.registry); None: the default, if present
     checkpoint_every_records: int = Field(1000, ge=1)
     checkpoint_every_s: float = Field(60.0, gt=0, le=600)
     policy_poll_s: float = Field(2.0, ge=0, le=3600)
@@ -73,6 +75,11 @@ class Settings(BaseSettings):
     def data_kek_file(self) -> Path:
         """The vault's key-encryption key: ``kek_file``, else ``data.kek`` beside the signing key."""
         return self.kek_file or self.key_file.with_name("data.kek")
+
+    @property
+    def client_registry_file(self) -> Path:
+        """The client registry: ``clients_file``, else ``ledger/clients.json`` (used only if it exists)."""
+        return self.clients_file or Path("ledger/clients.json")
 
     @property
     def pubkey_file(self) -> Path:

@@ -11,7 +11,9 @@
     │   ├── BadTypedData      invalid_typed_data (EIP-712)           (also ValueError)
     │   ├── SecretInRequest   secret_in_request (422)
     │   ├── NotFound          not_found (404)
+    │   ├── ClientMismatch    client_mismatch (403): X-Client-Id names another client than the token
     │   └── RequestTooLarge   request_too_large (413)
+    ├── Unauthenticated       unauthenticated, invalid_token (401 + WWW-Authenticate: Bearer, RFC 6750)
     ├── Overloaded            queue_full (503 + Retry-After): the local model's queue is full
     ├── PolicyError           invalid_policy: a policy file fails its schema or its invariants
     ├── BudgetExhausted       budget_exhausted (402): the client's daily spend limit is reached
@@ -22,11 +24,12 @@
     │   ├── InvalidModelOutput  not JSON, fails the answer schema, truncated (finish_reason=length)
     │   └── PrivacyViolation    a non-public request reached a hosted backend (a bug; never retried)
     ├── LedgerError           ledger_error: the record could not be durably appended
-    │   └── KeyFileError      key_file_error: key missing, unreadable or world-readable
+    │   └── KeyFileError      key_file_error: key (or client registry) missing, unreadable or world-readable
+    ├── ClientRegistryError   invalid_client_registry: the clients file fails its schema or invariants
     └── VerificationError     a stored record, link or signature does not verify (``seq`` kept)
 
-The HTTP layer turns any of them into ``{"error": {"code", "message"}}`` with ``http_status``;
-the CLI prints the same object and exits 2.
+The HTTP layer turns any of them into ``{"error": {"code", "message"}}`` with ``http_status`` and
+the error's :meth:`~AuditinfError.headers`; the CLI prints the same object and exits 2.
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ __all__ = [
     "BadTypedData",
     "SecretInRequest",
     "NotFound",
+    "ClientMismatch",
+    "Unauthenticated",
     "RequestTooLarge",
     "Overloaded",
     "PolicyError",
+    "ClientRegistryError",
     "BudgetExhausted",
     "InferenceError",
     "BackendUnavailable",
@@ -76,6 +82,10 @@ class AuditinfError(Exception):
         if self.field:
             err["field"] = self.field
         return {"error": err}
+
+    def headers(self) -> dict[str, str] | None:
+        """HTTP response headers the error requires (``Retry-After``, ``WWW-Authenticate``), or ``None``."""
+        return None
 
 
 class InputError(AuditinfError):
@@ -117,6 +127,29 @@ class RequestTooLarge(InputError):
     http_status = 413
 
 
+class ClientMismatch(InputError):
+    """``X-Client-Id`` names another client than the one the bearer token authenticates."""
+
+    code = "client_mismatch"
+    http_status = 403
+
+
+class Unauthenticated(AuditinfError):
+    """No valid bearer token (RFC 6750 §3): ``unauthenticated`` when none was presented (or another
+    scheme was), ``invalid_token`` when the token is unknown or revoked. The message never quotes it."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+    def headers(self) -> dict[str, str]:
+        """``WWW-Authenticate: Bearer realm="auditinf"``, with ``error="invalid_token"`` for a
+        presented token (RFC 6750 §3, §3.1; no error code when none was presented)."""
+        challenge = 'Bearer realm="auditinf"'
+        if self.code == "invalid_token":
+            challenge += ', error="invalid_token"'
+        return {"WWW-Authenticate": challenge}
+
+
 class Overloaded(AuditinfError):
     """Refused before any work because a bounded queue is full; retry after ``retry_after_s`` s."""
 
@@ -127,9 +160,21 @@ class Overloaded(AuditinfError):
         super().__init__(message, code=code)
         self.retry_after_s = max(1, int(retry_after_s))
 
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` in whole seconds (RFC 9110 §10.2.3)."""
+        return {"Retry-After": str(self.retry_after_s)}
+
 
 class PolicyError(AuditinfError):
     code = "invalid_policy"
+
+
+class ClientRegistryError(AuditinfError):
+    """The client registry (``AUDITINF_CLIENTS_FILE``) is not valid JSON, fails its schema, or two
+    clients share one token hash."""
+
+    code = "invalid_client_registry"
+    http_status = 503
 
 
 class BudgetExhausted(AuditinfError):

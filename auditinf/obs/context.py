@@ -2,7 +2,8 @@
 
 One :class:`RequestContext` per HTTP request or job: its ``request_id`` (the ``X-Request-Id`` the
 client sent, when well-formed, else a fresh UUID4) goes into the log lines and into the audit
-record; ``kind``/``data_class`` label the metrics; ``sink`` receives streaming events (the
+record; ``authenticated_client`` is the client id a bearer token proved (records say
+``client_auth: "token"`` for it, :mod:`auditinf.auth.identity`); ``kind``/``data_class`` label the metrics; ``sink`` receives streaming events (the
 rules' analysis before the model runs); ``stream`` is the router's stream sink for model text
 while it is written (once text has gone out, the router makes no further model attempt).
 
@@ -44,6 +45,7 @@ class RequestContext:
     request_id: str
     kind: str | None = None          # explain | risk | methods | …: set by the endpoint
     data_class: str | None = None    # public | private | secret: set when known
+    authenticated_client: str | None = None  # the client id a bearer token proved (auditinf.api.auth)
     sink: AnalysisSink | None = None   # set only for streaming requests
     stream: Any = None               # the router's StreamSink for model text (inference.base.StreamSink)
     extra: dict[str, Any] = field(default_factory=dict)

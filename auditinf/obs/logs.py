@@ -9,7 +9,7 @@ UTC. Fields come from ``extra={"fields": {...}}`` (plain values only). What neve
   prompt, at DEBUG;
 - secrets: every line is scrubbed of the registered secret values (the hosted API key and any
   other value given to :func:`configure_logging`, with their base64 forms), ``Bearer`` tokens,
-  ``sk-…`` keys and 64-hex-digit runs (private keys), as defence in depth;
+  ``sk-…`` keys, ``ak-…`` client tokens and 64-hex-digit runs (private keys), as defence in depth;
 - exception messages (they may quote input): only the type and the stack's file/line/function.
 """
 
@@ -32,7 +32,7 @@ OWN_LOGGERS = ("auditinf", "uvicorn.error")  # uvicorn.access is replaced by our
 _REDACTED = "[redacted]"
 _PATTERNS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + _REDACTED),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{6,}"), _REDACTED),
+    (re.compile(r"\b[sa]k-[A-Za-z0-9_-]{6,}"), _REDACTED),  # provider keys, our client tokens
     (re.compile(r"(?<![0-9a-fA-F])(0[xX])?[0-9a-fA-F]{64}(?![0-9a-fA-F])"), _REDACTED),
 ]
 _HANDLER_NAME = "auditinf-json"
