@@ -27,6 +27,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from .auth import client_fields
 from .evm import parse_transaction
 from .obs.context import current_request_id
 from .policy import GATE_DECISIONS, GatePolicy
@@ -88,7 +89,7 @@ def gate(service: "Service", body: Any, client_id: str = "anonymous", request_id
     decision, reasons = decide(service.policy.gate, risk, body, parse_transaction(body).value)
     private = risk["data_class"] != "public"
     receipt = service.ledger.append({
-        "kind": "gate", "request_id": request_id, "client_id": client_id, "data_class": risk["data_class"],
+        "kind": "gate", "request_id": request_id, **client_fields(client_id), "data_class": risk["data_class"],
         "policy": service.policy.identity(), "decision": decision,
         # private: reason codes only (their messages name addresses and amounts)
         "reasons": [{"code": r["code"], "decision": r["decision"]} for r in reasons] if private else reasons,

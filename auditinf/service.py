@@ -8,6 +8,9 @@ Every answer is built in four steps, in this order:
    cannot change the verdict, risk level or findings;
 4. the audit record is committed to the ledger; only then is the answer (with its receipt) returned.
 
+Every record names its client: ``client_id`` and ``client_auth`` — ``token`` when the request's
+bearer token authenticated that id, ``declared`` otherwise (:func:`auditinf.auth.client_fields`).
+
 Private requests keep only salted commitments of their input, analysis and output in the record;
 what opens them (salt ‖ content) is sealed in the vault under the client's data key, in the same
 transaction (:mod:`auditinf.ledger.vault`): ``auditinf disclose`` reveals it, ``auditinf shred``
@@ -24,6 +27,7 @@ from typing import Any, Callable
 
 import rfc8785
 
+from .auth import client_fields
 from .config import Settings
 from .errors import BudgetExhausted, InputError
 from .evm import (AbiRegistry, analyse_call, default_registry, method_entry, methods_from_bytecode,
@@ -133,7 +137,7 @@ class Service:
             self.budget.check(policy.budgets, client_id)
         except BudgetExhausted as error:
             self.ledger.append({"kind": "refusal", "request_kind": kind, "request_id": request_id,
-                                "client_id": client_id, "data_class": dclass, "policy": policy.identity(),
+                                **client_fields(client_id), "data_class": dclass, "policy": policy.identity(),
                                 "refusal": {"code": error.code, "spent_usd": usd_text(self.budget.spent(client_id))}})
             raise
         candidates = route_candidates(policy, kind, dclass, request_id, self.backend)
@@ -143,7 +147,7 @@ class Service:
                        breakers=self.breakers, stream=current_stream())
         return result, shadow_job(policy, result, dclass, prompt, level, backend_of=self.backend,
                                   breakers=self.breakers, append=self.ledger.append,
-                                  link={"request_kind": kind, "request_id": request_id, "client_id": client_id})
+                                  link={"request_kind": kind, "request_id": request_id, **client_fields(client_id)})
 
     def _guard(self, kind: str, body: Any, client_id: str) -> dict:
         """Refuse (and record, without the secret) a request carrying signing material; then
@@ -155,7 +159,7 @@ class Service:
         if hit:
             error = secret_refusal(hit)
             self.ledger.append({
-                "kind": "refusal", "request_kind": kind, "request_id": current_request_id(), "client_id": client_id,
+                "kind": "refusal", "request_kind": kind, "request_id": current_request_id(), **client_fields(client_id),
                 "data_class": "secret", "policy": self.policy.identity(),
                 "refusal": {"code": error.code, "field": error.field},
             })
@@ -188,7 +192,7 @@ class Service:
         else:
             commitment, salt = commit("auditinf/input/v1", content)
         receipt = self.ledger.append({
-            "kind": kind, "request_id": request_id, "client_id": client_id, "data_class": dclass,
+            "kind": kind, "request_id": request_id, **client_fields(client_id), "data_class": dclass,
             "policy": self.policy.identity(),
             "input": {"commitment": commitment, "provenance": provenance, **({} if private else {"clear": normalised})},
             "analysis": analysis,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import textwrap
@@ -119,6 +120,18 @@ def load_cases() -> dict[str, dict]:
                 case = json.loads(path.read_text())
                 cases[case["id"]] = case
     return cases
+
+
+def write_clients(path: Path, tokens: dict[str, str], revoked: tuple[str, ...] = ()) -> Path:
+    """A client registry file (mode 0600) for ``{client id: token}``, each token's SHA-256
+    computed here with hashlib; ids in ``revoked`` are marked revoked."""
+    clients = {cid: {"sha256": hashlib.sha256(token.encode()).hexdigest(), "created_at": "2026-11-30T00:00:00Z",
+                     **({"revoked_at": "2026-11-30T01:00:00Z"} if cid in revoked else {})}
+               for cid, token in tokens.items()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"version": 1, "clients": clients}, f)
+    return path
 
 
 def dedent(text: str) -> str:

@@ -137,17 +137,20 @@ def test_log_scrubber_removes_registered_secrets_and_key_shapes():
     import base64
     encoded = base64.b64encode(b"sk-canary-SECRET-12345678").decode()
     text = (f"key sk-canary-SECRET-12345678 b64 {encoded} header Authorization: Bearer abc.def-123 "
-            f"pk {'ab' * 32}")
+            f"pk {'ab' * 32} client token ak-Zx9_Qw-7")
     scrubbed = redactor.scrub(text)
     assert "canary" not in scrubbed and encoded not in scrubbed and "abc.def" not in scrubbed
-    assert "ab" * 32 not in scrubbed and scrubbed.count("[redacted]") == 4
+    assert "ab" * 32 not in scrubbed and "Zx9_Qw" not in scrubbed and scrubbed.count("[redacted]") == 5
 
 
 def test_healthz_and_readyz_when_ready(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"policy": "ok", "ledger": "ok", "local_models": {}}}
+    assert response.json() == {"status": "ready", "checks": {"policy": "ok", "ledger": "ok", "local_models": {}},
+                               "client_auth": "declared",  # no client registry: reported, not unready
+                               "warnings": ["client authentication is off: no client registry "
+                                            "(AUDITINF_CLIENTS_FILE), X-Client-Id is self-declared"]}
 
 
 def test_readyz_503_when_ledger_not_writable(det_service, tmp_path):

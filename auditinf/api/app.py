@@ -14,7 +14,9 @@ or 503 with ``Retry-After`` when a queue is full):
   signed checkpoints and Merkle proofs (:mod:`auditinf.api.ledger_routes`).
 - ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` — liveness, readiness, Prometheus (:mod:`.health`).
 
-The optional ``X-Client-Id`` header names the client in the record (default ``anonymous``);
+With a client registry, the request endpoints (explain, risk, methods, gate, jobs) require
+``Authorization: Bearer <client token>`` and the token names the client; without one, the optional
+``X-Client-Id`` header does (default ``anonymous``), self-declared (:mod:`.auth`).
 ``X-Request-Id`` is accepted and always returned (:mod:`.observe`).
 """
 
@@ -32,7 +34,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings
-from ..errors import AuditinfError, InputError, Overloaded
+from ..errors import AuditinfError, InputError
 from ..ledger import Ledger, load_signer
 from ..obs.context import current_request
 from ..obs.logs import register_secret
@@ -41,7 +43,8 @@ from ..policy.reload import PolicyReloader
 from ..service import Service
 from . import gate_routes, health, jobs, ledger_routes
 from .admission import admit
-from .deps import Body, ClientId
+from .auth import AUTH_RESPONSES, Client, client_registry
+from .deps import Body
 from .models import (Answer, MethodsAnswer, MethodsRequest, PublicKey, SigningRequestBody, StoredRecord,
                      TransactionRequest)
 from .observe import ObservabilityMiddleware
@@ -57,6 +60,9 @@ def build_service(settings: Settings) -> Service:
     signer = load_signer(settings.key_file, settings.origin)
     return Service(settings, Ledger(settings.ledger_url, signer, checkpoint_every_records=settings.checkpoint_every_records,
                                     checkpoint_every_s=settings.checkpoint_every_s))
+
+
+_RESPONSES = {**AUTH_RESPONSES, 422: {"description": "typed input error"}, 503: {"description": "queue_full"}}
 
 
 def _body_doc(*models: type) -> dict:
@@ -96,7 +102,9 @@ def _wire_metrics(service: Service, metrics: Metrics, job_table: jobs.JobTable) 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
     """Build the FastAPI app around ``service`` (built from ``settings`` when not given).
 
-    Each app has its own metrics registry and job table. On start-up (ASGI lifespan) the local
+    Each app has its own metrics registry, job table and view of the client registry
+    (:func:`~auditinf.api.auth.client_registry`; raises ``KeyFileError``/``ClientRegistryError``
+    for a bad registry file). On start-up (ASGI lifespan) the local
     models the policy routes to begin loading in the background (``/readyz`` is 503 until they
     are loaded), unless ``settings.warm_local_models`` is false.
     """
@@ -116,6 +124,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                   description="Auditable inference for Web3 wallets and agents: every answer is signed into a "
                               "hash-chained ledger before it is returned.")
     app.state.service, app.state.settings, app.state.metrics, app.state.jobs = service, settings, metrics, job_table
+    app.state.clients = client_registry(settings)
     app.state.policy_reloader = reloader  # SIGHUP + file poll
     app.router.on_startup.extend([reloader.start, warm_local_models])
     app.router.on_shutdown.extend([reloader.stop, job_table.shutdown])
@@ -132,8 +141,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             ctx.extra["error_code"] = exc.code
             if exc.code == "secret_in_request":
                 ctx.data_class = "secret"
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Overloaded) else None
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -176,23 +184,23 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     Stream = Annotated[bool, Query(description="answer as Server-Sent Events (analysis, token…, final)")]
 
     @app.post("/v1/explain", response_model=Answer, openapi_extra=_body_doc(TransactionRequest, SigningRequestBody),
-              responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
-    async def explain(body: Body, client_id: ClientId = "anonymous", stream: Stream = False) -> Any:
+              responses=_RESPONSES)
+    async def explain(client: Client, body: Body, stream: Stream = False) -> Any:
         """Explain what a transaction does. The record is committed before this returns (or, with
         ``stream=true``, before the final event)."""
-        return await answer("explain", service.explain, body, client_id, stream)
+        return await answer("explain", service.explain, body, client.client_id, stream)
 
     @app.post("/v1/risk", response_model=Answer, openapi_extra=_body_doc(TransactionRequest, SigningRequestBody),
-              responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
-    async def risk(body: Body, client_id: ClientId = "anonymous", stream: Stream = False) -> Any:
+              responses=_RESPONSES)
+    async def risk(client: Client, body: Body, stream: Stream = False) -> Any:
         """Pre-signing risk summary: verdict, risk level and findings from the rules, explained."""
-        return await answer("risk", service.risk, body, client_id, stream)
+        return await answer("risk", service.risk, body, client.client_id, stream)
 
     @app.post("/v1/methods", response_model=MethodsAnswer, openapi_extra=_body_doc(MethodsRequest),
-              responses={422: {"description": "typed input error"}, 503: {"description": "queue_full"}})
-    async def methods(body: Body, client_id: ClientId = "anonymous") -> Any:
+              responses=_RESPONSES)
+    async def methods(client: Client, body: Body) -> Any:
         """ABI method extraction from a JSON ABI, or from runtime bytecode when no ABI is known."""
-        return await answer("methods", service.methods, body, client_id)
+        return await answer("methods", service.methods, body, client.client_id)
 
     @app.get("/v1/records/{seq}", response_model=StoredRecord, responses={404: {"description": "no such record"}})
     def record(seq: Annotated[int, Path(ge=0, le=2**63 - 1)]) -> dict:

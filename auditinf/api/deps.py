@@ -1,17 +1,16 @@
-"""Dependencies shared by the API's routers: the bounded JSON body and the client id header."""
+"""Dependencies shared by the API's routers: the bounded JSON body (the client is
+:data:`auditinf.api.auth.Client`)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from ..errors import RequestTooLarge
 from ..jsonin import load_json
 
-__all__ = ["Body", "ClientId", "json_body", "CLIENT_ID_PATTERN"]
-
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+__all__ = ["Body", "json_body"]
 
 
 async def json_body(request: Request) -> Any:
@@ -32,4 +31,3 @@ async def json_body(request: Request) -> Any:
 
 
 Body = Annotated[Any, Depends(json_body)]
-ClientId = Annotated[str, Header(alias="X-Client-Id", pattern=CLIENT_ID_PATTERN)]

@@ -3,7 +3,8 @@
 Body: the ``/v1/risk`` transaction shape. Answer :class:`GateAnswer`: ``decision`` (allow |
 review | deny) with ``reasons``, the risk summary, the gate record's receipt and, for ``allow``,
 a signed checkpoint with the record's inclusion proof. Errors as for ``/v1/risk`` (422 typed
-input errors, 402 ``budget_exhausted``, 503 ``queue_full``).
+input errors, 401/403 as every request endpoint (:mod:`.auth`), 402 ``budget_exhausted``,
+503 ``queue_full``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pydantic import BaseModel, Field
 
 from ..gate import gate
 from .admission import admit
-from .deps import Body, ClientId
+from .auth import AUTH_RESPONSES, Client
+from .deps import Body
 from .models import TransactionRequest
 
 __all__ = ["router", "GateAnswer"]
@@ -50,12 +52,12 @@ class GateAnswer(BaseModel):
 router = APIRouter(prefix="/v1", tags=["agent gate"])
 
 
-@router.post("/gate", response_model=GateAnswer, responses={402: {"description": "budget_exhausted"},
+@router.post("/gate", response_model=GateAnswer, responses={**AUTH_RESPONSES, 402: {"description": "budget_exhausted"},
                                                              422: {"description": "typed input error"}},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": TransactionRequest.model_json_schema()}}}})
-def post_gate(request: Request, body: Body, client_id: ClientId = "anonymous") -> dict:
+def post_gate(request: Request, client: Client, body: Body) -> dict:
     """Decide allow | review | deny for a transaction an agent wants to send; recorded before it returns."""
     service = request.app.state.service
     admit(service, "risk", getattr(request.app.state, "metrics", None))  # 503 queue_full before any work
-    return gate(service, body, client_id)
+    return gate(service, body, client.client_id)

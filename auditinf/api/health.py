@@ -5,7 +5,10 @@
 - ``GET /readyz`` — 200 ``{"status": "ready", "checks": {…}}`` when the policy is loaded, the
   ledger accepts a write transaction and every local model the policy routes to is loaded;
   otherwise 503 ``{"status": "not_ready", "checks": {…}}`` naming what is not (e.g.
-  ``"local-gguf": "loading"``), as llama.cpp's server answers ``/health`` while loading.
+  ``"local-gguf": "loading"``), as llama.cpp's server answers ``/health`` while loading. Both
+  also say how clients are identified: ``"client_auth": "token"`` (a client registry is in force)
+  or ``"declared"`` with ``"warnings": ["client authentication is off: …"]`` (:mod:`.auth`); the
+  latter does not make the service unready.
 - ``GET /metrics`` — Prometheus text format (see :mod:`auditinf.obs.metrics`).
 """
 
@@ -23,6 +26,7 @@ from ..ledger import Ledger
 from ..ledger.store import RecordRow
 from ..obs.metrics import CONTENT_TYPE
 from ..service import Service
+from .auth import auth_status
 
 __all__ = ["router", "local_backends", "ledger_problem"]
 
@@ -82,9 +86,10 @@ async def healthz() -> dict:
 
 @router.get("/readyz", responses={503: {"description": "not ready: the body names what is not"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: policy loaded, ledger writable, local models loaded (503 while loading)."""
+    """Readiness: policy loaded, ledger writable, local models loaded (503 while loading); and
+    whether client authentication is on."""
     ready, checks = await run_in_threadpool(readiness, request.app.state.service)
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    body = {"status": "ready" if ready else "not_ready", "checks": checks, **auth_status(request.app.state.clients)}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -18,6 +18,11 @@
   model's queue instead of being refused. Each runs as its submitting request (same request id in
   the logs and the record). The request body is dropped as soon as the job starts.
 - Bad input fails the job with the same typed error the synchronous endpoint would return.
+- Both endpoints authenticate like the synchronous ones (:mod:`.auth`). A job submitted with a
+  client token is visible only to that client: any other caller gets the 404 ``not_found`` of an
+  unknown id, so a job id reveals nothing about other clients' jobs. Its records say
+  ``client_auth: "token"``. Without a client registry any caller may read any job by its id (a
+  random UUID4), as before.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..auth import DECLARED, TOKEN
 from ..config import Settings
 from ..errors import AuditinfError, InputError, NotFound, Overloaded, RequestTooLarge
 from ..jsonin import load_json
@@ -42,7 +48,8 @@ from ..obs.context import RequestContext, bind_request, current_request
 from ..obs.metrics import Metrics
 from ..service import Service
 from .admission import admit
-from .deps import Body, ClientId
+from .auth import AUTH_RESPONSES, Client
+from .deps import Body
 
 __all__ = ["Job", "JobTable", "router", "JOB_KINDS"]
 
@@ -64,6 +71,7 @@ class Job:
     request_id: str
     client_id: str
     request: bytes | None
+    client_auth: str = DECLARED  # TOKEN: client_id was authenticated (auditinf.auth.identity)
     status: str = "queued"
     created_at: str = ""
     started_at: str | None = None
@@ -104,11 +112,13 @@ class JobTable:
         for job_id in expired:
             del self._jobs[job_id]
 
-    def submit(self, kind: str, request: Any, client_id: str, request_id: str) -> dict[str, Any]:
+    def submit(self, kind: str, request: Any, client_id: str, request_id: str,
+               client_auth: str = DECLARED) -> dict[str, Any]:
         """Queue a job for ``request`` (a JSON value, or its UTF-8 JSON bytes) and return its state
-        as queued (``Job.to_dict``); raises ``Overloaded`` (503 ``job_table_full``) when the table is
-        full, by count or by queued bytes, and ``RequestTooLarge`` (413) for a request over
-        ``max_bytes`` on its own."""
+        as queued (``Job.to_dict``); ``client_auth`` says how ``client_id`` was established
+        (``token`` | ``declared``) and is carried into the job's records. Raises ``Overloaded``
+        (503 ``job_table_full``) when the table is full, by count or by queued bytes, and
+        ``RequestTooLarge`` (413) for a request over ``max_bytes`` on its own."""
         raw = request if isinstance(request, bytes) else \
             json.dumps(request, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         if len(raw) > self.max_bytes:
@@ -125,18 +135,21 @@ class JobTable:
                 raise Overloaded(f"queued job requests hold their maximum of {self.max_bytes} bytes",
                                  code="job_table_full", retry_after_s=5)
             job = Job(id=str(uuid.uuid4()), kind=kind, request_id=request_id, client_id=client_id, request=raw,
-                      created_at=_now())
+                      client_auth=client_auth, created_at=_now())
             self._jobs[job.id] = job
             self.queued_bytes += len(raw)
             queued = job.to_dict()  # before a worker can pick it up
         self._pool.submit(self._execute, job)
         return queued
 
-    def get(self, job_id: str) -> Job:
-        """The job ``job_id``; raises ``NotFound`` (404) for an unknown or expired id."""
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job ``job_id``; raises ``NotFound`` (404) for an unknown or expired id and, with
+        ``owner`` (an authenticated client id), for a job that client did not submit with its token."""
         with self._lock:
             self._purge(time.monotonic())
             job = self._jobs.get(job_id)
+        if job is not None and owner is not None and (job.client_id, job.client_auth) != (owner, TOKEN):
+            job = None  # another client's job: the same answer as an unknown id
         if job is None:
             raise NotFound("no such job (unknown id, or expired)")
         return job
@@ -148,7 +161,8 @@ class JobTable:
         return {s: statuses.count(s) for s in ("queued", "running", "done", "failed")}
 
     def _execute(self, job: Job) -> None:
-        ctx = RequestContext(job.request_id, kind=job.kind)
+        ctx = RequestContext(job.request_id, kind=job.kind,
+                             authenticated_client=job.client_id if job.client_auth == TOKEN else None)
         started = time.perf_counter()
         status, outcome = 200, "done"
         with bind_request(ctx):
@@ -227,18 +241,22 @@ def _envelope(body: Any) -> tuple[str, Any]:
     return kind, body["request"]
 
 
-@router.post("/v1/jobs", status_code=202, responses={202: {"description": "queued; poll the Location"},
+@router.post("/v1/jobs", status_code=202, responses={**AUTH_RESPONSES,
+                                                     202: {"description": "queued; poll the Location"},
                                                      503: {"description": "job_table_full, with Retry-After"}})
-async def submit_job(request: Request, body: Body, client_id: ClientId = "anonymous") -> JSONResponse:
+async def submit_job(request: Request, client: Client, body: Body) -> JSONResponse:
     """Queue ``{"kind", "request"}`` for a background answer; 202 with the job and its Location."""
     kind, inner = _envelope(body)
     ctx = current_request()
     request_id = ctx.request_id if ctx is not None else str(uuid.uuid4())
-    job = request.app.state.jobs.submit(kind, inner, client_id, request_id)
+    job = request.app.state.jobs.submit(kind, inner, client.client_id, request_id, client.client_auth)
     return JSONResponse(job, status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"})
 
 
-@router.get("/v1/jobs/{job_id}", responses={404: {"description": "unknown or expired job id"}})
-async def get_job(request: Request, job_id: str) -> dict:
-    """A job's status; when ``done``, its ``result`` is the answer with its receipt."""
-    return request.app.state.jobs.get(job_id).to_dict()
+@router.get("/v1/jobs/{job_id}", responses={**AUTH_RESPONSES,
+                                            404: {"description": "unknown or expired job id, or another client's job"}})
+async def get_job(request: Request, client: Client, job_id: str) -> dict:
+    """A job's status; when ``done``, its ``result`` is the answer with its receipt. With a client
+    registry, only the client that submitted the job sees it."""
+    owner = client.client_id if client.client_auth == TOKEN else None
+    return request.app.state.jobs.get(job_id, owner).to_dict()
