@@ -1,5 +1,5 @@
-"""Shared gateway cases owned by observability, by id: gw-08 (keys never in logs, records, metrics,
-responses or job results) and gw-14 (the local model still loading: /readyz 503, public traffic
+"""Shared gateway cases owned by observability, by id: gw-08 (keys and client tokens never in logs,
+records, metrics, responses or job results; a wrong client token is 401) and gw-14 (the local model still loading: /readyz 503, public traffic
 served by hosted, private traffic waits for the local model, never hosted)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from auditinf.api import create_app
 from auditinf.obs import configure_logging
 
-from .conftest import load_cases
+from .conftest import load_cases, write_clients
 from .fakes.fault_server import FaultServer
 
 CASES = load_cases()
@@ -63,11 +63,16 @@ def test_gw_08_keys_never_in_logs_records_metrics(make_service, fake_local, capt
     hosted_key = canaries["hosted_provider_key"]
     factory = fake_local(chunk_delay_s=0.3 / 8)  # fake_local: a schema-valid answer after ~0.3 s
     budgets = {"budgets": {"default_daily_usd": "100", "clients": {"client-broke": "0"}}}
+    clients_file = write_clients(tmp_path / "clients.json", {"client-a": canaries["client_token"],
+                                                             "client-broke": canaries["broke_client_token"]})
+    services = []
 
     def app_for(hosted_url: str) -> TestClient:
         service = make_service(public=ROUTES["public"], private=ROUTES["private"], hosted_url=hosted_url,
                                api_key=hosted_key, retries=RETRIES, extra=budgets,
-                               local={"path": str(factory.path), "timeout_s": 30})
+                               local={"path": str(factory.path), "timeout_s": 30},
+                               settings={"clients_file": clients_file})
+        services.append(service)
         return TestClient(create_app(service.settings, service))
 
     def headers(token: str, client_id: str = "client-a") -> dict:
@@ -94,10 +99,10 @@ def test_gw_08_keys_never_in_logs_records_metrics(make_service, fake_local, capt
                 responses["streamed_success"] = [stream, private_stream]
                 job = client.post("/v1/jobs", json={"kind": "risk", "request": TX}, headers=ok_headers).json()
                 deadline = time.monotonic() + 30
-                while client.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("done", "failed"):
+                while client.get(f"/v1/jobs/{job['id']}", headers=ok_headers).json()["status"] not in ("done", "failed"):
                     assert time.monotonic() < deadline
                     time.sleep(0.05)
-                responses["job"] = [client.get(f"/v1/jobs/{job['id']}")]
+                responses["job"] = [client.get(f"/v1/jobs/{job['id']}", headers=ok_headers)]
             metrics_text = client.get("/metrics").text
             assert metrics_text.count("auditinf_requests_total{") >= 1
             for form in forbidden:
@@ -123,9 +128,10 @@ def test_gw_08_keys_never_in_logs_records_metrics(make_service, fake_local, capt
     assert "client-broke" in broke.json()["error"]["message"]
     assert responses["malformed_body"][0].status_code in (400, 422)
     assert responses["secret_in_request"][0].status_code == 422
-    # No client authentication exists (X-Client-Id is self-declared, README): a wrong token is
-    # ignored, not refused with 401 — what this case can check is that it is never echoed or kept.
-    assert responses["wrong_client_token"][0].status_code == 200
+    wrong = responses["wrong_client_token"][0]  # not echoed: checked with every other place below
+    assert wrong.status_code == expected["wrong_client_token"] == 401
+    assert wrong.json()["error"]["code"] == "invalid_token"
+    assert wrong.headers["www-authenticate"] == 'Bearer realm="auditinf", error="invalid_token"'
     assert responses["job"][0].json()["status"] == "done"
     assert factory.calls, "the private requests reached the (fake) local model"
 
@@ -145,6 +151,13 @@ def test_gw_08_keys_never_in_logs_records_metrics(make_service, fake_local, capt
     log_lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
     assert sum(1 for line in log_lines if line["msg"] == "request") >= 12  # the run was logged, one object a line
     assert any(line.get("error_code") == "budget_exhausted" for line in log_lines)
+    assert any(line.get("error_code") == "invalid_token" and line.get("status") == 401 for line in log_lines)
+    # Records name clients by registry id, established by their token; the refusal names client-broke.
+    ledger = services[-1].ledger  # every service of the run shares the test's ledger
+    stored = [json.loads(ledger.get(seq).body) for seq in range(ledger.size())]
+    assert {(r["client_id"], r["client_auth"]) for r in stored} == {("client-a", "token"), ("client-broke", "token")}
+    assert [r["client_id"] for r in stored if r["kind"] == "refusal" and
+            r["refusal"]["code"] == "budget_exhausted"] == ["client-broke"]
 
 
 def gw14_service(make_service, factory, hosted_url):
