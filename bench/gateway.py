@@ -4,10 +4,11 @@ The same mock OpenAI-compatible upstream (bench/mock_upstream.py, fixed latency,
 is called three ways, at 1, 8 and 32 concurrent clients:
 
 - **direct** — the mock itself (the baseline every added latency is measured against);
-- **auditinf** — ``POST /v1/explain`` on a real ``auditinf serve`` (uvicorn): decode, rules, the
-  hosted model call, the ledger append (signed, committed) before the answer;
-- **litellm** — ``POST /v1/chat/completions`` on LiteLLM's proxy, with the exact request body
-  auditinf sent upstream.
+- **auditinf** — ``POST /v1/explain`` on a real ``auditinf serve`` (uvicorn): client
+  authentication (a bearer token from its own client registry), decode, rules, the hosted model
+  call, the ledger append (signed, committed) before the answer;
+- **litellm** — ``POST /v1/chat/completions`` on LiteLLM's proxy (authenticated by its master
+  key), with the exact request body auditinf sent upstream.
 
 Added latency = p50 (p99) through the gateway − p50 (p99) direct at the same concurrency. The
 table gives both gateways and the ratio auditinf / LiteLLM (target: p50 ratio ≤ 0.5, record
@@ -107,6 +108,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def client_headers(env: dict) -> dict:
+    """Register client ``bench`` in ``env``'s ``AUDITINF_CLIENTS_FILE`` (``auditinf clients add``)
+    and return the ``Authorization: Bearer`` header carrying its token."""
+    added = subprocess.run([PY, "-m", "auditinf.cli", "clients", "add", "bench"], env={**os.environ, **env},
+                           check=True, capture_output=True, text=True)
+    return {"Authorization": f"Bearer {added.stdout.strip()}"}
+
+
 def auditinf_env(tmp: Path, mock_url: str) -> dict:
     policy = tmp / "policy.json"
     policy.write_text(json.dumps({
@@ -122,7 +131,7 @@ def auditinf_env(tmp: Path, mock_url: str) -> dict:
             "AUDITINF_POLICY": str(policy), "AUDITINF_HOSTED_BASE_URL": mock_url,
             "AUDITINF_HOSTED_MODEL": "mock-model", "AUDITINF_HOSTED_API_KEY": "sk-bench-upstream",
             "AUDITINF_LOG_LEVEL": "WARNING", "AUDITINF_WARM_LOCAL_MODELS": "false",
-            "PYTHONPATH": str(ROOT)}
+            "AUDITINF_CLIENTS_FILE": str(tmp / "clients.json"), "PYTHONPATH": str(ROOT)}
 
 
 def litellm_config(tmp: Path, mock_url: str) -> Path:
@@ -161,11 +170,12 @@ def main() -> None:
             env = auditinf_env(tmp, mock_url)
             subprocess.run([PY, "-m", "auditinf.cli", "keygen"], env={**os.environ, **env}, check=True,
                            capture_output=True)
+            token = client_headers(env)
             procs.append(start([PY, "-m", "auditinf.cli", "serve", "--port", str(api_port)], env=env,
                                log=tmp / "auditinf.log"))
             wait_ready(f"http://127.0.0.1:{api_port}/readyz")
-            targets = {"auditinf": (f"http://127.0.0.1:{api_port}/v1/explain", TX, {})}
-            asyncio.run(load(targets["auditinf"][0], TX, {}, 1, 20))  # warm-up; the mock keeps the last body
+            targets = {"auditinf": (f"http://127.0.0.1:{api_port}/v1/explain", TX, token)}
+            asyncio.run(load(targets["auditinf"][0], TX, token, 1, 20))  # warm-up; the mock keeps the last body
             upstream_body = httpx.get(f"http://127.0.0.1:{mock_port}/last_request").json()
             targets["direct"] = (f"{mock_url}/chat/completions", upstream_body, {})
             if args.litellm.is_file():

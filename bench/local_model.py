@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gateway import free_port, start, stop  # noqa: E402
+from gateway import client_headers, free_port, start, stop  # noqa: E402
 
 from auditinf.config import Settings  # noqa: E402
 from auditinf.inference import local  # noqa: E402
@@ -85,12 +85,14 @@ def captured_call(tmp: Path, policy: Path, body: dict) -> tuple[list[dict], dict
     return seen["messages"], seen["params"]
 
 
-def through_service(port: int, body: dict) -> tuple[float, float, int]:
+def through_service(port: int, body: dict, headers: dict) -> tuple[float, float, int]:
     """(TTFT s, tokens/s after the first, token events) for one streamed request."""
     started = time.perf_counter()
     first = last = None
     count = 0
-    with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/explain?stream=true", json=body, timeout=600) as r:
+    with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/explain?stream=true", json=body, headers=headers,
+                      timeout=600) as r:
+        r.raise_for_status()
         for line in r.iter_lines():
             if line == "event: token":
                 last = time.perf_counter()
@@ -130,7 +132,9 @@ def main() -> None:
         port = free_port()
         generate_key(tmp / "keys/signing.key", "auditinf.local/ledger")
         env = {"AUDITINF_LEDGER_URL": f"sqlite:///{tmp / 'ledger.db'}", "AUDITINF_KEY_FILE": str(tmp / "keys/signing.key"),
-               "AUDITINF_POLICY": str(policy), "AUDITINF_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+               "AUDITINF_POLICY": str(policy), "AUDITINF_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
+               "AUDITINF_CLIENTS_FILE": str(tmp / "clients.json")}
+        headers = client_headers(env)  # the bench's own registry: a ledger/clients.json in the cwd is not used
         server = start([sys.executable, "-m", "auditinf.cli", "serve", "--port", str(port)], env=env,
                        log=tmp / "serve.log")
         try:
@@ -139,9 +143,9 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     sys.exit((tmp / "serve.log").read_text()[-2000:])
                 time.sleep(0.2)
-            service_cold = through_service(port, bodies[0])
+            service_cold = through_service(port, bodies[0], headers)
             # the same two prompts as the raw runs, alternating: each shares the system prompt with the last
-            service_warm = [through_service(port, bodies[(i + 1) % 2]) for i in range(args.runs)]
+            service_warm = [through_service(port, bodies[(i + 1) % 2], headers) for i in range(args.runs)]
         finally:
             stop(server)
         from llama_cpp import Llama

@@ -4,7 +4,7 @@ Every figure is printed beside a baseline measured in the same process on the sa
 - decode + rules vs raw ``eth_abi.decode`` of the same calldata with known types;
 - durable ledger appends vs the raw crypto loop (RFC 8785 + SHA-256 + Ed25519 sign) on the same content;
 - full verify vs the raw Ed25519-verify loop on the same bodies;
-- /v1/risk p50 through HTTP (deterministic backend, then the local SmolLM2 model) vs the same
+- /v1/risk p50 through HTTP (bearer-token authenticated; deterministic backend, then the local SmolLM2 model) vs the same
   request answered by calling the service directly.
 
 Usage: ``.venv/bin/python bench/slice.py [--local-runs 5]``
@@ -28,6 +28,7 @@ import rfc8785  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from auditinf.api import create_app  # noqa: E402
+from auditinf.auth.registry import add_client  # noqa: E402
 from auditinf.config import Settings  # noqa: E402
 from auditinf.evm import analyse_call, default_registry, parse_transaction  # noqa: E402
 from auditinf.ledger import Ledger, generate_key, leaf_hash, load_signer, verify_rows  # noqa: E402
@@ -106,15 +107,16 @@ def p50(fn, n: int) -> float:
 def bench_latency(tmp: Path, local_runs: int) -> None:
     generate_key(tmp / "keys" / "signing.key", "bench.auditinf/ledger")
     body = json.loads((ROOT / "abi_samples/transactions/erc20_approve_unlimited.json").read_text())
+    headers = {"Authorization": f"Bearer {add_client(tmp / 'clients.json', 'bench')}"}  # authenticated, as served
     for label, policy_file, runs in (("deterministic", ROOT / "tests/vectors/deterministic-policy.yaml", 50),
                                      ("local SmolLM2", ROOT / "policies/strict-local.yaml", local_runs)):
         settings = Settings(ledger_url=f"sqlite:///{tmp / (label[:3] + '.db')}", key_file=tmp / "keys" / "signing.key",
-                            policy=policy_file)
+                            policy=policy_file, clients_file=tmp / "clients.json")
         service = Service(settings, Ledger(settings.ledger_url, load_signer(settings.key_file, settings.origin)),
                           policy=load_policy(policy_file))
         client = TestClient(create_app(settings, service))
-        client.post("/v1/risk", json=body)  # warm-up (loads the model)
-        http = p50(lambda: client.post("/v1/risk", json=body), runs)
+        client.post("/v1/risk", json=body, headers=headers).raise_for_status()  # warm-up (loads the model)
+        http = p50(lambda: client.post("/v1/risk", json=body, headers=headers), runs)
         direct = p50(lambda: service.risk(body), runs)
         print(f"/v1/risk p50 {label:14s} {http:8.1f} ms   direct service call {direct:8.1f} ms   ratio {http / direct:.2f}")
 
