@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from auditinf.api import create_app
-from auditinf.auth.registry import Registry, RegistryFile, add_client, load_registry, parse_registry, revoke_client
+from auditinf.auth.registry import RegistryFile, add_client, load_registry, parse_registry, revoke_client
 from auditinf.errors import ClientRegistryError, InputError, KeyFileError, NotFound
 from auditinf.ledger import verify_rows
 
@@ -311,4 +311,3 @@ def test_registry_appearing_turns_authentication_on(make_service, tmp_path):
     assert client.post("/v1/risk", json=tx()).status_code == 401
     assert client.post("/v1/risk", json=tx(), headers=bearer(token)).status_code == 200
     assert [r["client_auth"] for r in records(service)] == ["declared", "token"]
-    assert Registry().enabled is False
