@@ -1,5 +1,6 @@
 """``auditinf`` command line: serve | explain | risk | methods | keygen, the ledger commands of
-:mod:`auditinf.cli_ledger` (verify, disclose, shred, ...) and ``clients`` (:mod:`auditinf.cli_clients`).
+:mod:`auditinf.cli_ledger` (verify, export, anchor, ...), the vault commands of
+:mod:`auditinf.cli_vault` (disclose, shred, kek rotate) and ``clients`` (:mod:`auditinf.cli_clients`).
 
 Answers are printed as JSON on stdout. Errors print ``{"error": {"code", "message"}}`` and exit 2;
 ``verify`` exits 0 when the ledger is intact and 1 (naming the first bad seq and the reason)
@@ -21,6 +22,7 @@ from .cli_common import settings_from as _settings
 from .cli_eval import register as register_eval_command
 from .cli_ledger import register as register_ledger_commands
 from .cli_ledger import rotate_key
+from .cli_vault import register as register_vault_commands
 from .cli_gate import gate_command
 from .config import Settings
 from .errors import InputError
@@ -153,6 +155,7 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
 
 
 register_ledger_commands(app)
+register_vault_commands(app)
 app.command("gate")(gate_command)
 register_eval_command(app)
 app.add_typer(clients_app, name="clients")

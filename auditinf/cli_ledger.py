@@ -4,7 +4,7 @@
   intact, 1 tampered (first bad seq and step named), 2 unusable input;
 - ``export --out DIR`` — write an offline audit bundle; ``prove --seq N --out FILE`` — a
   self-contained inclusion proof; ``verify-proof FILE`` — check one without the ledger;
-- ``disclose --seq N`` / ``shred --client ID`` — open / destroy private content (:mod:`.ledger.vault`);
+- ``disclose``, ``shred``, ``kek rotate`` — in :mod:`.cli_vault`;
 - ``keygen --rotate`` (in :mod:`.cli`) — via :func:`rotate_key`.
 
 Registered on the main typer app by :func:`register`. Output is JSON on stdout; errors print
@@ -28,53 +28,6 @@ PubKeys = Annotated[Optional[list[Path]], typer.Option(
     "--pubkey", help="trusted verifier key file of the log's initial key (repeatable); default: the "
                      "archived and current keys beside the signing key")]
 AsJson = Annotated[bool, typer.Option("--json", help="machine-readable result on stdout")]
-KekFile = Annotated[Optional[Path], typer.Option("--kek-file", help="key-encryption key (AUDITINF_KEK_FILE)")]
-
-
-def _vault(settings):  # noqa: ANN001, ANN202 - Settings → (Ledger, Vault)
-    from .ledger import Ledger
-    from .ledger.kek import load_kek
-    from .ledger.vault import Vault
-
-    ledger = Ledger(settings.ledger_url, create=False)
-    return ledger, Vault(ledger.engine, load_kek(settings.data_kek_file))
-
-
-def disclose(seq: Annotated[int, typer.Option("--seq", min=0, help="record to open")],
-             ledger_url: LedgerUrl = None, key_file: KeyFile = None, kek_file: KekFile = None) -> None:
-    """Reveal the private content of record SEQ: decrypt its sealed openings, recompute each
-    salted commitment and check it against the record body, then print the content."""
-    from .ledger.canonical import leaf_hash
-
-    settings = settings_from(ledger_url=ledger_url, key_file=key_file, kek_file=kek_file)
-    with cli_errors():
-        ledger, vault = _vault(settings)
-        try:
-            row = ledger.get(seq)
-            body = bytes(row.body)
-            if leaf_hash(body) != row.leaf_hash:
-                raise VerificationError(f"seq {seq}: stored leaf hash differs from the body", seq=seq,
-                                        step="leaf_hash")
-            openings = vault.disclose(seq, body)
-        finally:
-            ledger.close()
-        emit({"seq": seq, "leaf_hash": row.leaf_hash, "openings": [o.to_dict() for o in openings]})
-
-
-def shred(client: Annotated[str, typer.Option("--client", help="client id whose private content is destroyed")],
-          ledger_url: LedgerUrl = None, key_file: KeyFile = None, kek_file: KekFile = None) -> None:
-    """Crypto-shred CLIENT: destroy its data keys and sealed openings. Records, signatures and
-    checkpoints still verify; the commitments in them can no longer be opened."""
-    settings = settings_from(ledger_url=ledger_url, key_file=key_file, kek_file=kek_file)
-    with cli_errors():
-        ledger, vault = _vault(settings)
-        try:
-            report = vault.shred(client)
-        finally:
-            ledger.close()
-        emit(report.to_dict())
-
-
 def rotate_key(settings) -> None:  # noqa: ANN001 - Settings
     """``keygen --rotate``: append the key event, swap the key files, print the new verifier key."""
     from .ledger import Ledger
@@ -142,14 +95,19 @@ def _summary(report) -> None:  # noqa: ANN001 - AuditReport
     Console().print(table)
 
 
-def _ledger_for_checkpoints(settings):  # noqa: ANN001, ANN202 - Settings → Ledger
-    """The ledger, opened with the signing key when it is present (so that a checkpoint covering
-    every record can be signed), else read-only."""
+def writing_ledger(settings):  # noqa: ANN001, ANN202 - Settings → Ledger
+    """The existing ledger, opened with the signing key when it is present (so that records and
+    checkpoints can be signed), else read-only."""
     from .ledger import Ledger, load_signer
 
     signer = load_signer(settings.key_file, settings.origin) if settings.key_file.exists() else None
-    ledger = Ledger(settings.ledger_url, signer, create=False)
-    if signer is not None:
+    return Ledger(settings.ledger_url, signer, create=False)
+
+
+def _ledger_for_checkpoints(settings):  # noqa: ANN001, ANN202 - Settings → Ledger
+    """:func:`writing_ledger`, with a checkpoint covering every record signed when it can be."""
+    ledger = writing_ledger(settings)
+    if ledger.signer is not None:
         ledger.checkpoint_now()
     return ledger
 
@@ -292,6 +250,6 @@ def anchor(rpc: Annotated[str, typer.Option("--rpc", help="EVM JSON-RPC URL (the
 
 def register(app: typer.Typer) -> None:
     """Add the ledger commands to ``app``."""
-    for command in (verify, export, prove, anchor, disclose, shred):
+    for command in (verify, export, prove, anchor):
         app.command()(command)
     app.command("verify-proof")(verify_proof)

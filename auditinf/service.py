@@ -43,7 +43,6 @@ from .inference import Backend, RouteResult, build_prompt, make_backend, route
 from .inference.breaker import Breakers
 from .inference.rollout import ShadowRunner, route_candidates, shadow_job
 from .ledger import Ledger, canonical_bytes, commit
-from .ledger.kek import load_or_create_kek
 from .ledger.vault import PendingSeal, Vault
 from .obs.context import current_request_id, current_stream, notify_analysis
 from .policy import ModelSpec, Policy, data_class, find_secret, load_policy, secret_refusal, usd_text
@@ -116,7 +115,7 @@ class Service:
     def vault(self) -> Vault:
         """The vault beside the ledger; its KEK (``Settings.data_kek_file``) is created on first use."""
         if self._vault is None:
-            self._vault = Vault(self.ledger.engine, load_or_create_kek(self.settings.data_kek_file))
+            self._vault = Vault(self.ledger.engine, self.settings.data_kek_file, create=True)
         return self._vault
 
     # -- helpers -------------------------------------------------------------------------------

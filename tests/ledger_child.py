@@ -7,7 +7,9 @@ THREADS threads and prints each receipt as one JSON line, written after ``append
 that the crash test can start many writers cheaply: ``run RECEIPTS URL KEY`` forks a writer that
 appends forever from 4 threads, writing each acknowledged receipt to the file RECEIPTS with one
 ``write(2)`` (in the kernel once it returns: a SIGKILL cannot lose it), and answers its pid;
-``reap PID`` waits for that (killed) writer and answers ``reaped``.
+``reap PID`` waits for that (killed) writer and answers ``reaped``; ``kek PROGRESS URL KEY KEK``
+forks a process that rotates the vault's KEK forever (recorded in the ledger), writing ``ready``
+and then each completed rotation's new KEK id to PROGRESS, and answers its pid.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import threading
 from pathlib import Path
 
 from auditinf.ledger import Ledger, load_signer
+from auditinf.ledger.kek_rotation import rotate_kek
+from auditinf.ledger.vault import Vault
 
 NAME = "test.auditinf/ledger"
 
@@ -39,6 +43,15 @@ def load(url: str, key: str, worker: str, count: int, threads: int, out_fd: int,
     ledger.close()
 
 
+def kek_rotations(progress: str, url: str, key: str, kek: str) -> None:
+    ledger = Ledger(url, load_signer(Path(key), NAME))
+    vault = Vault(ledger.engine, Path(kek))
+    fd = os.open(progress, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.write(fd, b"ready\n")
+    while True:
+        os.write(fd, (rotate_kek(vault, ledger).new_kek_id + "\n").encode())
+
+
 def zygote() -> None:
     for line in sys.stdin:
         command, *args = line.split()
@@ -49,6 +62,14 @@ def zygote() -> None:
                 fd = os.open(receipts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 try:
                     load(url, key, str(os.getpid()), 10**9, 4, fd, every=7)
+                finally:
+                    os._exit(0)
+            print(pid, flush=True)
+        elif command == "kek":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    kek_rotations(*args)
                 finally:
                     os._exit(0)
             print(pid, flush=True)

@@ -15,7 +15,7 @@ from eth_abi import encode
 
 from auditinf.errors import KeyFileError, LedgerError, NotFound, VerificationError
 from auditinf.ledger import canonical_bytes, verify_rows
-from auditinf.ledger.kek import load_kek, load_or_create_kek
+from auditinf.ledger.kek import load_kek
 from auditinf.ledger.vault import PendingSeal, Vault
 
 from .test_cli import run
@@ -72,7 +72,7 @@ def test_public_record_has_nothing_sealed(det_service):
 
 
 def test_record_and_openings_commit_together(ledger, tmp_path: Path):
-    vault = Vault(ledger.engine, load_or_create_kek(tmp_path / "k" / "data.kek"))
+    vault = Vault(ledger.engine, tmp_path / "k" / "data.kek", create=True)
     seal = PendingSeal("c1")
     seal.commit("input", "auditinf/input/v1", b"secret input")
     write = vault.writer(seal)
@@ -91,7 +91,7 @@ def test_record_and_openings_commit_together(ledger, tmp_path: Path):
 
 
 def test_sealed_row_moved_to_another_record_does_not_open(ledger, tmp_path: Path):
-    vault = Vault(ledger.engine, load_or_create_kek(tmp_path / "k" / "data.kek"))
+    vault = Vault(ledger.engine, tmp_path / "k" / "data.kek", create=True)
     for i in range(2):
         seal = PendingSeal("c1")
         commitment = seal.commit("input", "auditinf/input/v1", f"content {i}".encode())
@@ -108,7 +108,7 @@ def test_sealed_row_moved_to_another_record_does_not_open(ledger, tmp_path: Path
 
 def test_wrong_or_unsafe_kek_refused(ledger, tmp_path: Path):
     kek_path = tmp_path / "k" / "data.kek"
-    vault = Vault(ledger.engine, load_or_create_kek(kek_path))
+    vault = Vault(ledger.engine, kek_path, create=True)
     seal = PendingSeal("c1")
     ledger.append({"kind": "t", "client_id": "c1",
                    "input": {"commitment": seal.commit("input", "auditinf/input/v1", b"x")}}, attach=vault.writer(seal))
@@ -117,7 +117,7 @@ def test_wrong_or_unsafe_kek_refused(ledger, tmp_path: Path):
     os.write(fd, os.urandom(32))
     os.close(fd)
     with pytest.raises(KeyFileError):
-        Vault(ledger.engine, load_kek(other)).disclose(0, ledger.get(0).body)
+        Vault(ledger.engine, other).disclose(0, ledger.get(0).body)
     os.chmod(kek_path, 0o644)
     with pytest.raises(KeyFileError):
         load_kek(kek_path)

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..errors import KeyFileError
 
-__all__ = ["Signer", "Verifier", "generate_key", "new_signer", "write_signer", "load_signer", "parse_verifier_key"]
+__all__ = ["Signer", "Verifier", "generate_key", "new_signer", "write_signer", "load_signer", "parse_verifier_key",
+           "read_secret_file", "fsync_dir"]
 
 _ED25519 = b"\x01"
 
@@ -106,6 +107,15 @@ def generate_key(path: Path, name: str, *, overwrite: bool = False) -> Signer:
     write_signer(path, signer, overwrite=overwrite)
     path.with_suffix(".pub").write_text(signer.verifier.verifier_key + "\n")
     return signer
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so that a rename or unlink inside it is durable (POSIX)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_secret_file(path: Path, what: str, missing_hint: str = "") -> bytes:

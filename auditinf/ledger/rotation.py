@@ -24,7 +24,7 @@ from sqlmodel import SQLModel
 
 from ..errors import LedgerError
 from .keyevents import KeyEventRow, active_kid, key_event_content
-from .keys import Signer, load_signer, new_signer, write_signer
+from .keys import Signer, fsync_dir, load_signer, new_signer, write_signer
 from .store import Receipt
 
 if TYPE_CHECKING:
@@ -68,19 +68,11 @@ def rotate(ledger: Ledger, new: Signer) -> Receipt:
     return ledger.append(key_event_content(old, new), attach=mirror)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _install(key_file: Path, pending: Path, old: Signer, new: Signer) -> None:
     key_file.with_name(f"{key_file.stem}.{old.kid}.pub").write_text(old.verifier.verifier_key + "\n")
     os.replace(pending, key_file)
     key_file.with_suffix(".pub").write_text(new.verifier.verifier_key + "\n")
-    _fsync_dir(key_file.parent)
+    fsync_dir(key_file.parent)
 
 
 def rotate_key_file(ledger_factory, key_file: Path, name: str) -> Rotation:  # noqa: ANN001

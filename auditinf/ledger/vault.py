@@ -6,7 +6,9 @@ content) (see :func:`.canonical.commit`). The vault keeps what opens them — sa
 client's **data key**. The AAD is the RFC 8785 JSON of ``{client_id, commitment, field, key_id,
 seq, tag}``, so a sealed row moved to another record, field or client does not decrypt. Data keys
 are 256-bit random keys kept in ``data_key`` wrapped with AES key wrap (RFC 3394) under the
-key-encryption key (:mod:`.kek`).
+key-encryption key (:mod:`.kek`); each row names the KEK id it is wrapped under, and the
+``kek_state`` row names the KEK new data keys are wrapped under (read, and on PostgreSQL share-locked,
+inside each sealing transaction, so a running service follows a rotation made by another process).
 
 Sealed rows are written inside the record's own append transaction (``Ledger.append(...,
 attach=vault.writer(seal))``): a record and its openings commit together or not at all.
@@ -18,7 +20,8 @@ and still verify, the commitments can no longer be opened. On SQLite the delete 
 empties the WAL, so no copy of the key or ciphertext stays in the database files. PostgreSQL gives
 no such guarantee: deleted tuples stay in heap pages until VACUUM reuses them (never zeroed), and in
 WAL segments, archives, replicas and base backups; the wrapped data key survives there, so on
-PostgreSQL shredding is final only once the KEK that wrapped it is destroyed as well.
+PostgreSQL shredding is final only once the KEK that wrapped it is destroyed as well: that is
+:func:`.kek_rotation.rotate_kek`, which ``auditinf shred`` runs by default.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from cryptography.exceptions import InvalidTag
@@ -34,12 +38,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from sqlalchemy import LargeBinary, delete, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Column, Field, Session, SQLModel, select
 
 from ..errors import KeyFileError, LedgerError, NotFound, VerificationError
 from .canonical import canonical_bytes, commit
-from .kek import Kek
+from .kek import Kek, KekFiles, load_kek, load_or_create_kek
+from .kek_rotation import KekStateRow, recover, state_kek_id
 
 __all__ = ["DataKeyRow", "SealedRow", "PendingSeal", "Opening", "ShredReport", "Vault"]
 
@@ -159,14 +164,64 @@ def _commitment_at(body: dict, path: str) -> Any:
 class Vault:
     """Per-client encrypted openings beside a ledger store (same database, same transactions)."""
 
-    def __init__(self, engine: Engine, kek: Kek) -> None:
-        """Create the ``data_key`` and ``sealed`` tables if needed; raises :class:`LedgerError`."""
+    def __init__(self, engine: Engine, kek_file: Path, *, create: bool = False) -> None:
+        """Open the vault whose KEK file is ``kek_file``: create the ``data_key``, ``sealed`` and
+        ``kek_state`` tables if needed, finish or roll back a rotation a crash interrupted
+        (:func:`.kek_rotation.recover`), and with ``create`` make the KEK file of a new vault.
+        Raises :class:`LedgerError` (database) and :class:`KeyFileError` (a KEK file that is
+        unsafe, or missing for a vault that has no state yet)."""
         self.engine = engine
-        self.kek = kek
+        self.files = KekFiles(kek_file)
+        self._keks: dict[str, Kek] = {}
         try:
-            SQLModel.metadata.create_all(engine, tables=[DataKeyRow.__table__, SealedRow.__table__])
+            SQLModel.metadata.create_all(engine, tables=[DataKeyRow.__table__, SealedRow.__table__,
+                                                         KekStateRow.__table__])
+            with self.files.lock():
+                if state_kek_id(engine) is None:
+                    self._init_state(create)
+                recover(engine, self.files)
         except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot create vault tables: {type(exc).__name__}") from exc
+            raise LedgerError(f"cannot open the vault: {type(exc).__name__}") from exc
+
+    def _init_state(self, create: bool) -> None:
+        """First open of this database's vault: name the KEK its live data keys are wrapped under
+        (a vault from before ``kek_state`` existed), else the KEK file's (made when ``create``)."""
+        with Session(self.engine) as session:
+            live = set(session.exec(select(DataKeyRow.kek_id)
+                                    .where(DataKeyRow.wrapped.is_not(None))).all())  # type: ignore[union-attr]
+        if len(live) > 1:
+            raise LedgerError(f"data keys are wrapped under several KEKs {sorted(live)}", code="vault_inconsistent")
+        kek_id = live.pop() if live else (load_or_create_kek if create else load_kek)(self.files.path).kek_id
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(KekStateRow(id=1, kek_id=kek_id))
+        except IntegrityError:
+            pass  # another process initialised it first
+
+    # -- KEKs by id ----------------------------------------------------------------------------
+    def kek(self, kek_id: str) -> Kek:
+        """The KEK with id ``kek_id`` (cached; read from the KEK file or a rotation's pending file).
+        Raises :class:`KeyFileError` when it is not there (rotated away, or the wrong file)."""
+        kek = self._keks.get(kek_id)
+        if kek is None:
+            kek = self._keks[kek_id] = self.files.find(kek_id)
+        return kek
+
+    def forget(self, kek_id: str) -> None:
+        """Drop a destroyed KEK from the cache (Python cannot promise its bytes leave memory)."""
+        self._keks.pop(kek_id, None)
+
+    def _current_kek(self, session: Session) -> Kek:
+        """The KEK new data keys are wrapped under, per ``kek_state`` (share-locked on PostgreSQL so a
+        rotation waits for this transaction, and this one for a rotation); read once per session."""
+        kek_id = session.info.get("auditinf_kek_id")
+        if kek_id is None:
+            kek_id = session.exec(select(KekStateRow.kek_id).where(KekStateRow.id == 1)
+                                  .with_for_update(read=True)).first()
+            if kek_id is None:
+                raise LedgerError("the vault has no KEK state", code="vault_inconsistent")
+            session.info["auditinf_kek_id"] = kek_id
+        return self.kek(kek_id)
 
     # -- sealing (inside the append transaction) ------------------------------------------------
     def _data_key(self, session: Session, client_id: str) -> tuple[str, bytes]:
@@ -177,19 +232,32 @@ class Vault:
                            .order_by(DataKeyRow.created_at).limit(1).with_for_update()).first()
         if row is not None:
             return row.key_id, self._unwrap(row)
+        kek = self._current_kek(session)
         key = AESGCM.generate_key(bit_length=256)
-        row = DataKeyRow(key_id=os.urandom(16).hex(), client_id=client_id, kek_id=self.kek.kek_id,
-                         wrapped=aes_key_wrap(self.kek.key, key), created_at=_now())
+        row = DataKeyRow(key_id=os.urandom(16).hex(), client_id=client_id, kek_id=kek.kek_id,
+                         wrapped=aes_key_wrap(kek.key, key), created_at=_now())
         session.add(row)
         return row.key_id, key
 
-    def _unwrap(self, row: DataKeyRow) -> bytes:
-        if row.kek_id != self.kek.kek_id:
-            raise KeyFileError(f"data key {row.key_id} is wrapped under KEK {row.kek_id}, not {self.kek.kek_id}")
+    def _unwrap(self, row: DataKeyRow, kek: Kek | None = None) -> bytes:
+        kek = kek or self.kek(row.kek_id)
+        if row.kek_id != kek.kek_id:
+            raise KeyFileError(f"data key {row.key_id} is wrapped under KEK {row.kek_id}, not {kek.kek_id}")
         try:
-            return aes_key_unwrap(self.kek.key, row.wrapped)
+            return aes_key_unwrap(kek.key, row.wrapped)
         except InvalidUnwrap as exc:
-            raise KeyFileError(f"data key {row.key_id} does not unwrap under KEK {self.kek.kek_id}") from exc
+            raise KeyFileError(f"data key {row.key_id} does not unwrap under KEK {kek.kek_id}") from exc
+
+    def rewrap(self, session: Session, old: Kek, new: Kek) -> int:
+        """Inside a rotation's transaction: wrap every live data key (locked FOR UPDATE on
+        PostgreSQL) under ``new`` instead of ``old``; returns how many. Raises :class:`KeyFileError`
+        for a key that is not wrapped under ``old``."""
+        rows = session.exec(select(DataKeyRow).where(DataKeyRow.wrapped.is_not(None))  # type: ignore[union-attr]
+                            .order_by(DataKeyRow.key_id).with_for_update()).all()
+        for row in rows:
+            row.wrapped, row.kek_id = aes_key_wrap(new.key, self._unwrap(row, old)), new.kek_id
+            session.add(row)
+        return len(rows)
 
     def writer(self, seal: PendingSeal) -> Callable[[Session, int], None]:
         """The ``attach`` hook for :meth:`Ledger.append`: encrypts and adds the openings of ``seal``
