@@ -227,22 +227,33 @@ def verify_proof(file: Annotated[Path, typer.Argument(help="proof file from `aud
         raise typer.Exit(1)
 
 
-def anchor(rpc: Annotated[str, typer.Option("--rpc", help="EVM JSON-RPC URL (the node signs for --from)")],
+def anchor(rpc: Annotated[str, typer.Option("--rpc", help="EVM JSON-RPC URL")],
            to: Annotated[Optional[str], typer.Option("--to", help="contract to call (default: the sender)")] = None,
-           sender: Annotated[Optional[str], typer.Option("--from", help="sending account (default: the node's first)")] = None,
+           sender: Annotated[Optional[str], typer.Option(
+               "--from", help="sending account the node signs for (default: the node's first)")] = None,
+           account_key_file: Annotated[Optional[Path], typer.Option(
+               "--account-key-file", help="sign locally with this Ethereum account key (64 hex digits, "
+                                          "mode 0600): EIP-1559, eth_sendRawTransaction")] = None,
+           timeout: Annotated[float, typer.Option("--timeout", min=1, help="seconds to wait for the receipt")] = 120.0,
            ledger_url: LedgerUrl = None, key_file: KeyFile = None) -> None:
     """Publish the latest checkpoint's hash on an EVM chain (a zero-value transaction whose calldata
-    is anchor(sha256(note), size, root)) and record the transaction hash against the checkpoint."""
+    is anchor(sha256(note), size, root)) and record the transaction hash against the checkpoint.
+    Without --account-key-file the node signs (eth_sendTransaction: dev nodes, eth-tester)."""
     from web3 import Web3
 
     from .ledger.anchor import anchor_checkpoint
 
     settings = settings_from(ledger_url=ledger_url, key_file=key_file)
     with cli_errors():
+        account = None
+        if account_key_file is not None:
+            from .ledger.anchor_tx import load_account
+
+            account = load_account(account_key_file)
         ledger = _ledger_for_checkpoints(settings)
         try:
             row = anchor_checkpoint(ledger, Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30})),
-                                    to=to, sender=sender)
+                                    to=to, sender=sender, account=account, timeout_s=timeout)
         finally:
             ledger.close()
     emit(row.to_dict())

@@ -19,7 +19,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
@@ -29,6 +29,9 @@ from sqlmodel import Column, Field, Session, SQLModel, select
 
 from ..errors import InputError, LedgerError, VerificationError
 from .note import Checkpoint
+
+if TYPE_CHECKING:  # eth-account loads slowly; only `anchor --account-key-file` needs it
+    from eth_account.signers.local import LocalAccount
 
 __all__ = ["AnchorRow", "SELECTOR", "anchor_calldata", "anchor_checkpoint", "stored_anchors", "check_anchors"]
 
@@ -61,22 +64,34 @@ def anchor_calldata(note: str, checkpoint: Checkpoint) -> bytes:
 
 
 def anchor_checkpoint(ledger, w3, *, to: str | None = None, sender: str | None = None,
-                      timeout_s: float = 120.0) -> AnchorRow:  # noqa: ANN001 - Ledger, Web3
-    """Publish the ledger's latest checkpoint through ``w3`` and record it. ``sender`` defaults to
-    the node's first account (``eth_sendTransaction``: the node holds the key); ``to`` defaults to
-    the sender. Waits up to ``timeout_s`` seconds for the receipt. Raises :class:`LedgerError`
-    (``no_checkpoint``, ``anchor_failed``)."""
+                      account: LocalAccount | None = None, timeout_s: float = 120.0) -> AnchorRow:  # noqa: ANN001
+    """Publish the ledger's latest checkpoint through ``w3`` (a Web3) and record it.
+
+    With ``account`` (:func:`.anchor_tx.load_account`) the transaction is an EIP-1559 one signed
+    locally and sent raw (:func:`.anchor_tx.send_signed`); otherwise the node signs for ``sender``
+    (``eth_sendTransaction``; default: the node's first account). ``to`` defaults to the sender.
+    Waits up to ``timeout_s`` seconds for the receipt; only a successful one is recorded.
+    Raises :class:`LedgerError` (``no_checkpoint``, ``insufficient_funds``, ``anchor_timeout``,
+    ``anchor_failed``) and :class:`InputError` (``--from`` differs from the account's address)."""
     latest = ledger.latest_checkpoint()
     if latest is None or latest.size == 0:
         raise LedgerError("no checkpoint to anchor yet", code="no_checkpoint")
-    checkpoint = Checkpoint("", latest.size, latest.root)
+    if account is not None and sender is not None and to_checksum_address(sender) != account.address:
+        raise InputError(f"sender {sender} is not the key file's account {account.address}", code="invalid_request")
+    data = anchor_calldata(latest.note, Checkpoint("", latest.size, latest.root))
     try:
-        sender = to_checksum_address(sender or w3.eth.accounts[0])
+        sender = account.address if account is not None else to_checksum_address(sender or w3.eth.accounts[0])
         target = to_checksum_address(to or sender)
-        tx_hash = w3.eth.send_transaction({"from": sender, "to": target, "value": 0,
-                                           "data": anchor_calldata(latest.note, checkpoint)})
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s)
+        if account is not None:
+            from .anchor_tx import send_signed
+
+            tx_hash, receipt = send_signed(w3, account, target, data, timeout_s)
+        else:
+            tx_hash = w3.eth.send_transaction({"from": sender, "to": target, "value": 0, "data": data})
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s)
         chain_id = w3.eth.chain_id
+    except LedgerError:
+        raise
     except Exception as exc:  # web3 raises many types (connection, RPC, timeout): one typed error
         raise LedgerError(f"anchor transaction failed: {type(exc).__name__}", code="anchor_failed") from exc
     if receipt["status"] != 1:
