@@ -15,7 +15,7 @@ from web3 import EthereumTesterProvider, Web3
 from auditinf.errors import KeyFileError, LedgerError, VerificationError
 from auditinf.ledger import Ledger, load_signer
 from auditinf.ledger.anchor import anchor_checkpoint, check_anchors, stored_anchors
-from auditinf.ledger.anchor_tx import load_account
+from auditinf.ledger.anchor_tx import fee_fields, load_account
 from auditinf.ledger.audit import audit
 from auditinf.ledger.bundle import BundleSource, DbSource, export_bundle
 
@@ -265,3 +265,39 @@ def test_no_receipt_in_time_is_typed_and_not_recorded(filled: Ledger, chain: Web
     assert chain.eth.get_transaction_count(fresh.address) == 1
     sent = exc.value.message.split()[2]
     assert chain.eth.get_transaction_receipt(sent)["status"] == 1
+
+
+class FeeNode:
+    """The fee methods of a node (web3's ``w3.eth`` surface), each either a value or an exception."""
+
+    def __init__(self, base, history, priority, gas_price=7):  # noqa: ANN001
+        self.eth = self
+        self._base, self._history, self._priority, self.gas_price = base, history, priority, gas_price
+
+    def get_block(self, _which):  # noqa: ANN001, ANN202
+        return {} if self._base is None else {"baseFeePerGas": self._base}
+
+    def fee_history(self, count, newest, percentiles):  # noqa: ANN001, ANN202
+        assert (count, newest, percentiles) == (10, "latest", [50])
+        if isinstance(self._history, Exception):
+            raise self._history
+        return {"reward": self._history}
+
+    @property
+    def max_priority_fee(self):  # noqa: ANN202
+        if isinstance(self._priority, Exception):
+            raise self._priority
+        return self._priority
+
+
+@pytest.mark.parametrize("node, expected", [
+    (FeeNode(100, [[5], [9], [2]], 3), {"type": 2, "maxFeePerGas": 205, "maxPriorityFeePerGas": 5}),  # median
+    (FeeNode(100, [], 3), {"type": 2, "maxFeePerGas": 203, "maxPriorityFeePerGas": 3}),  # no rewards yet
+    (FeeNode(100, ValueError("eth_feeHistory unsupported"), 4), {"type": 2, "maxFeePerGas": 204,
+                                                                 "maxPriorityFeePerGas": 4}),
+    (FeeNode(100, ValueError("no"), ValueError("no")), {"type": 2, "maxFeePerGas": 200 + 10**9,
+                                                        "maxPriorityFeePerGas": 10**9}),  # 1 gwei
+    (FeeNode(None, [[5]], 3), {"gasPrice": 7}),  # no base fee: a legacy transaction at eth_gasPrice
+])
+def test_fee_fields_fall_back_in_order(node, expected):
+    assert fee_fields(node) == expected
