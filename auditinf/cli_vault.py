@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cli_common import KeyFile, LedgerUrl, cli_errors, emit, settings_from
-from .errors import VerificationError
+from .errors import AuditinfError, LedgerError, VerificationError
 
 __all__ = ["register"]
 
@@ -71,7 +71,11 @@ def shred(client: Annotated[str, typer.Option("--client", help="client id whose 
         try:
             vault = _vault(ledger, settings)
             report = vault.shred(client).to_dict()
-            report["kek_rotation"] = None if no_rotate else rotate_kek(vault, ledger).to_dict()
+            try:
+                report["kek_rotation"] = None if no_rotate else rotate_kek(vault, ledger).to_dict()
+            except AuditinfError as exc:
+                raise LedgerError(f"client {client!r} was shredded, but the KEK rotation failed ({exc.code}: "
+                                  f"{exc.message}); run `auditinf kek rotate`", code="kek_rotation_failed") from exc
         finally:
             ledger.close()
         emit(report)

@@ -332,4 +332,13 @@ def test_cli_shred_rotates_unless_told_not_to(tmp_path: Path):
     shredded = json.loads(run(tmp_path, "shred", "--client", "cli").stdout)
     assert shredded["kek_rotation"]["old_kek_id"] == out["new_kek_id"] and shredded["kek_rotation"]["data_keys"] == 0
     assert load_kek(kek).kek_id == shredded["kek_rotation"]["new_kek_id"]
+    # a rotation that cannot run says so, after the shred it follows has been done
+    seq = json.loads(run(tmp_path, "risk", str(tx), "--private").stdout)["receipt"]["seq"]
+    os.chmod(kek, 0o644)
+    failed = run(tmp_path, "shred", "--client", "cli")
+    assert failed.returncode == 2 and json.loads(failed.stdout)["error"]["code"] == "kek_rotation_failed"
+    gone = run(tmp_path, "disclose", "--seq", str(seq))
+    assert json.loads(gone.stdout)["error"]["code"] == "content_shredded"
+    os.chmod(kek, 0o600)
+    assert run(tmp_path, "kek", "rotate").returncode == 0
     assert run(tmp_path, "verify").returncode == 0

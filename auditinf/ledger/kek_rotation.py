@@ -68,7 +68,6 @@ class KekRotation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"old_kek_id": self.old_kek_id, "new_kek_id": self.new_kek_id, "data_keys": self.data_keys,
-                "old_kek_file": "destroyed",
                 "record": None if self.receipt is None else self.receipt.to_dict()}
 
 
