@@ -19,7 +19,8 @@ File (``AUDITINF_CLIENTS_FILE``, default ``ledger/clients.json``), mode 0600 lik
 - Revoked clients stay in the file: a registry whose clients are all revoked still requires a
   token, so revoking the last client never turns authentication off.
 - Writes (:func:`add_client`, :func:`revoke_client`) hold an exclusive :func:`fcntl.flock` on
-  ``<file>.lock``, write a temporary file (0600, fsynced) and :func:`os.replace` it: a reader sees
+  ``<file>.lock`` and write through :func:`~auditinf.ledger.keys.write_secret_file` (a temporary
+  0600 file, fsynced, renamed into place, directory fsynced): a reader sees
   the old or the new registry, never a partial one.
 - :class:`RegistryFile` (the server's view) re-reads the file when its ``(mtime, ctime, size,
   inode)`` changes, checked on every request: an added or revoked client takes effect on the next
@@ -48,7 +49,7 @@ from typing import Any, Iterator, Mapping
 import jsonschema
 
 from ..errors import AuditinfError, ClientRegistryError, InputError, KeyFileError, NotFound
-from ..ledger.keys import read_secret_file
+from ..ledger.keys import read_secret_file, write_secret_file
 from .identity import CLIENT_ID_PATTERN
 
 __all__ = ["SCHEMA", "TOKEN_PREFIX", "ClientEntry", "Registry", "RegistryFile", "new_token", "token_sha256",
@@ -263,16 +264,7 @@ def _editing(path: Path) -> Iterator[dict[str, ClientEntry]]:
         clients = load_registry(path).clients if path.exists() else {}
         yield clients
         data = (json.dumps(Registry(clients).to_json(), indent=2) + "\n").encode()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_secret_file(path, data, replace=True)
     finally:
         os.close(lock_fd)  # releases the flock
 

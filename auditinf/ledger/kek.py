@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import KeyFileError
-from .keys import fsync_dir, read_secret_file
+from .keys import fsync_dir, read_secret_file, write_secret_file
 
-__all__ = ["Kek", "KekFiles", "new_kek", "load_kek", "load_or_create_kek", "write_key_file"]
+__all__ = ["Kek", "KekFiles", "new_kek", "load_kek", "load_or_create_kek"]
 
 _KEK_BYTES = 32
 
@@ -43,7 +43,7 @@ def _kek(key: bytes) -> Kek:
 
 
 def new_kek() -> Kek:
-    """A fresh random 256-bit KEK (in memory; see :func:`write_key_file`)."""
+    """A fresh random 256-bit KEK (in memory; see :func:`~.keys.write_secret_file`)."""
     return _kek(os.urandom(_KEK_BYTES))
 
 
@@ -55,38 +55,11 @@ def load_kek(path: Path) -> Kek:
     return _kek(key)
 
 
-def write_key_file(path: Path, key: bytes, *, replace: bool) -> bool:
-    """Write ``key`` to ``path`` atomically: a temporary file (mode 0600) is written and fsynced,
-    then renamed into place (``replace``) or hard-linked (never replacing: two creators cannot
-    both win), then the directory is fsynced. Returns whether ``path`` now holds ``key``."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-            written = True
-        else:
-            try:
-                os.link(tmp, path)
-                written = True
-            except FileExistsError:
-                written = False  # another process created it first: use theirs
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-    return written
-
-
 def load_or_create_kek(path: Path) -> Kek:
     """Load the KEK at ``path``, creating it (32 random bytes, mode 0600) when absent (see
-    :func:`write_key_file`: a concurrent reader never sees a partial file)."""
+    :func:`~.keys.write_secret_file`: a concurrent reader never sees a partial file)."""
     if not path.exists():
-        write_key_file(path, new_kek().key, replace=False)
+        write_secret_file(path, new_kek().key, replace=False)
     return load_kek(path)
 
 

@@ -33,7 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, select
 
 from ..errors import LedgerError
-from .kek import KekFiles, load_kek, new_kek, write_key_file
+from .kek import KekFiles, load_kek, new_kek
+from .keys import write_secret_file
 from .records import Receipt
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def rotate_kek(vault: Vault, ledger: Ledger | None = None) -> KekRotation:
             raise LedgerError(f"the KEK file holds {old.kek_id}, the vault is under {current}",
                               code="vault_inconsistent")
         new = new_kek()
-        write_key_file(files.pending, new.key, replace=True)
+        write_secret_file(files.pending, new.key, replace=True)
         rewrapped: list[int] = []
 
         def rewrap(session: Session, seq: int | None = None) -> None:

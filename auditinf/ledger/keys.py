@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ..errors import KeyFileError
 
 __all__ = ["Signer", "Verifier", "generate_key", "new_signer", "write_signer", "load_signer", "parse_verifier_key",
-           "read_secret_file", "fsync_dir"]
+           "read_secret_file", "write_secret_file", "fsync_dir"]
 
 _ED25519 = b"\x01"
 
@@ -116,6 +116,33 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_secret_file(path: Path, data: bytes, *, replace: bool) -> bool:
+    """Write ``data`` (a key, a registry) to ``path`` atomically: a temporary file (mode 0600) is written and fsynced,
+    then renamed into place (``replace``) or hard-linked (never replacing: two creators cannot
+    both win), then the directory is fsynced. Returns whether ``path`` now holds ``data``."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(tmp, path)
+            written = True
+        else:
+            try:
+                os.link(tmp, path)
+                written = True
+            except FileExistsError:
+                written = False  # another process created it first: use theirs
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return written
 
 
 def read_secret_file(path: Path, what: str, missing_hint: str = "") -> bytes:
