@@ -73,15 +73,16 @@ def per_second(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def best_rate(n: int, fn: Callable[[], object], repeat: int = 3) -> float:
-    """Records/s of ``fn`` (which handles ``n`` records): the best of ``repeat`` runs, as timeit
-    does, so that a burst of load from other processes does not decide the figure."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return per_second(n, best)
+def alternating_best_rates(subjects: dict[str, tuple[int, Callable[[], object]]], rounds: int = 5) -> dict[str, float]:
+    """Records/s of each subject ``name: (n, fn)``: the best of ``rounds`` runs, the subjects taking
+    turns within each round, so that a subject and its baseline see the same spells of load."""
+    best = {name: float("inf") for name in subjects}
+    for _ in range(rounds):
+        for name, (_n, fn) in subjects.items():
+            started = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: per_second(subjects[name][0], best[name]) for name in subjects}
 
 
 def line(label: str, value: float, unit: str, base_label: str, base: float) -> None:
@@ -158,7 +159,7 @@ def multi_process(url: str, key: Path, processes: int, callers: int, total: int)
 
 # -- verify ------------------------------------------------------------------------------------
 def bench_verify(ledger: Ledger, signer) -> None:
-    """Each rate is the best of three runs, baseline and subject measured alternately."""
+    """Each rate is the best of five runs, baselines and subjects taking turns."""
     rows = list(ledger.rows())
     n = len(rows)
     trusted = {signer.kid: signer.verifier}
@@ -186,14 +187,18 @@ def bench_verify(ledger: Ledger, signer) -> None:
         for body in bodies:
             hashlib.sha256(b"\x00" + body).digest()
 
-    full = best_rate(n, lambda: verify_rows(rows, trusted))
-    base_loop, base_ed = best_rate(n, raw_loop), best_rate(n, raw_ed)
-    line("full verify (verify_rows), 1 core", full, "rec/s", "raw JCS+SHA-256+verify loop", base_loop)
-    line("", full, "rec/s", "raw Ed25519 verify alone", base_ed)
-    line("full audit (read + rows + checkpoints)", best_rate(n, audited), "rec/s", "raw Ed25519 verify alone",
-         best_rate(n, raw_ed))
-    hash_only = best_rate(checkpoint.size, lambda: verify_against_checkpoint(ledger.leaf_rows(), checkpoint))
-    line("hash-only verify (read + check)", hash_only, "rec/s", "raw SHA-256 of the bodies", best_rate(n, raw_sha))
+    rates = alternating_best_rates({
+        "full": (n, lambda: verify_rows(rows, trusted)),
+        "loop": (n, raw_loop),
+        "ed": (n, raw_ed),
+        "audit": (n, audited),
+        "hash_only": (checkpoint.size, lambda: verify_against_checkpoint(ledger.leaf_rows(), checkpoint)),
+        "sha": (n, raw_sha),
+    })
+    line("full verify (verify_rows), 1 core", rates["full"], "rec/s", "raw JCS+SHA-256+verify loop", rates["loop"])
+    line("", rates["full"], "rec/s", "raw Ed25519 verify alone", rates["ed"])
+    line("full audit (read + rows + checkpoints)", rates["audit"], "rec/s", "raw Ed25519 verify alone", rates["ed"])
+    line("hash-only verify (read + check)", rates["hash_only"], "rec/s", "raw SHA-256 of the bodies", rates["sha"])
 
 
 # -- Merkle ------------------------------------------------------------------------------------
