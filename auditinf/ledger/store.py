@@ -35,7 +35,7 @@ from sqlmodel import Session, SQLModel
 
 from ..errors import InputError, LedgerError, NotFound
 from . import checkpoints
-from .batch import BatchSigner, stamp_batch
+from .batch import sign_batch, stamp_batch
 from .body import PreparedContent, prepare
 from .canonical import GENESIS_PREV
 from .checkpoints import CheckpointRow
@@ -95,7 +95,6 @@ class Ledger:
         self._tree_mutex = threading.Lock()  # held by a batch and by a tree catch-up
         self._writer_lock = threading.Lock()
         self._sequencer: Sequencer | None = None
-        self._batch_signer = BatchSigner()
         self._closed = False
         self._broken: LedgerError | None = None
         self._last_checkpoint_at = time.monotonic()
@@ -188,7 +187,7 @@ class Ledger:
                     stamped = stamp_batch([prepared for _, prepared, _ in appends], base=base,
                                           prev=tree.leaf(base - 1).hex() if base else GENESIS_PREV,
                                           kid=signer.kid, ts=_now())
-                    signatures = self._batch_signer.sign(signer, stamped)
+                    signatures = sign_batch(signer, stamped)
                     tree.extend(record.leaf for record in stamped)
                     if stamped:
                         conn.execute(_RECORDS.insert(), [
@@ -402,6 +401,5 @@ class Ledger:
             self._closed = True
         if sequencer is not None:
             sequencer.close()
-        self._batch_signer.close()
         self.engine.dispose()
         self.read_engine.dispose()
