@@ -39,7 +39,7 @@ from .evm.returns import return_values
 from .evm.signing import is_signing_request
 from .evm.tx import MAX_CALLDATA_BYTES, parse_counterparties
 from .evm.units import format_eth
-from .inference import Backend, RouteResult, build_prompt, make_backend, route
+from .inference import Backend, HostedBackend, RouteResult, build_prompt, make_backend, route
 from .inference.breaker import Breakers
 from .inference.rollout import ShadowRunner, route_candidates, shadow_job
 from .ledger import Ledger, canonical_bytes, commit
@@ -120,11 +120,15 @@ class Service:
 
     # -- helpers -------------------------------------------------------------------------------
     def backend(self, name: str) -> Backend:
-        """The backend of policy model ``name``, rebuilt when a policy reload changed its spec."""
+        """The backend of policy model ``name``, rebuilt when a policy reload changed its spec (the
+        replaced backend's kept-alive connections are closed; calls still running finish first)."""
         spec = self.policy.models[name]
         cached = self._backends.get(name)
         if cached is None or cached[0] != spec:
+            replaced = cached[1] if cached is not None else None
             cached = self._backends[name] = (spec, make_backend(spec, self.settings))
+            if isinstance(replaced, HostedBackend):
+                replaced.close()
         return cached[1]
 
     def _route(self, kind: str, dclass: str, facts: dict, level: str, *, client_id: str,

@@ -5,7 +5,12 @@
 - One request per attempt: the SDK's own retries are off (``max_retries=0``); the router owns
   retries. The per-attempt timeout bounds the whole call, not only each read: a server that
   trickles its answer byte by byte is cut off at the deadline too (the call runs on a worker
-  thread and is abandoned, its connection closed).
+  thread, :mod:`.workers`, and is abandoned, its connection closed).
+- Connections are kept alive between attempts (:mod:`.hosted_clients`): a client goes back to the
+  backend's pool only after a clean call, and is closed after a timeout or any error. A kept-alive
+  connection that the server closed as the request went out (no response) is ``stale_connection``:
+  a retryable error that tells nothing about the backend (the router records it, leaves the
+  circuit breaker alone and retries once on a new connection).
 - Tokens the provider reports are kept even when the output is refused (truncated, not JSON),
   so their cost is recorded.
 - Structured output: ``response_format`` ``json_schema`` (OpenAI) where the server accepts it;
@@ -19,22 +24,23 @@
 from __future__ import annotations
 
 import hashlib
-import ssl
-import threading
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
-import certifi
 import httpx
 import openai
+from openai.types.chat import ChatCompletion
 
 from ..errors import (BackendUnavailable, InferenceError, InvalidModelOutput, ModelTimeout, PrivacyViolation,
                       UpstreamError)
 from .base import ModelAnswer, Prompt, parse_answer, safe_count, safe_label
+from .hosted_clients import ClientPool, broke_before_response, new_client
+from .workers import WorkerPool, call_within
 
 __all__ = ["HostedBackend", "map_openai_error"]
+
+_WORKERS = WorkerPool("auditinf-hosted-call")
 
 
 def map_openai_error(exc: openai.OpenAIError) -> InferenceError:
@@ -89,6 +95,30 @@ class HostedBackend:
         self.temperature = float(options.get("temperature", 0.2))
         self.mode = options.get("response_format", "auto")
         self._format = "json_object" if self.mode == "json_object" else "json_schema"
+        self._clients = ClientPool(lambda: new_client(self.base_url, self._api_key))
+
+    def _call(self, client: openai.OpenAI, prompt: Prompt, timeout_s: float) -> Any:
+        """One chat completion on ``client`` within ``timeout_s`` s (see the module docstring);
+        past the deadline the client is closed under the call and :class:`ModelTimeout` raised."""
+        body = {"model": self.model,
+                "messages": [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+                "response_format": self._response_format(prompt), "max_tokens": self.max_tokens,
+                "temperature": self.temperature}
+        options = {"timeout": httpx.Timeout(timeout_s, connect=min(5.0, timeout_s))}
+        # The SDK's generic POST (its documented way to custom requests) with the same body and
+        # response type as chat.completions.create, without its per-call walk of the parameter
+        # types (~0.6 ms a call, bench/gateway.py); the body holds only plain JSON values.
+        finished, response, error = call_within(_WORKERS, timeout_s, lambda: client.post(
+            "/chat/completions", cast_to=ChatCompletion, body=body, options=options))
+        if not finished:
+            raise ModelTimeout(f"hosted model did not finish within the {timeout_s:.1f} s attempt timeout")
+        if error is not None:
+            raise error
+        return response
+
+    def close(self) -> None:
+        """Close the kept-alive connections (the backend was replaced by a policy reload)."""
+        self._clients.close()
 
     @property
     def configured(self) -> bool:
@@ -110,22 +140,11 @@ class HostedBackend:
         if not self.configured:
             raise BackendUnavailable("no hosted model configured (AUDITINF_HOSTED_BASE_URL / _MODEL)",
                                      error_type="not_configured")
-        timeout = httpx.Timeout(timeout_s, connect=min(5.0, timeout_s))
-        client = openai.OpenAI(
-            base_url=self.base_url,
-            api_key=self._api_key or "not-needed",
-            max_retries=0,
-            timeout=timeout,
-            http_client=openai.DefaultHttpxClient(verify=_tls_context(), timeout=timeout),
-        )
+        client, reused = self._clients.take()
+        clean = False
         try:
-            response = _within(timeout_s, client.close, lambda: client.chat.completions.create(
-                model=self.model,
-                messages=[{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
-                response_format=self._response_format(prompt),
-                max_tokens=self.max_tokens,
-                temperature=self.temperature,
-            ))
+            response = self._call(client, prompt, timeout_s)
+            clean = True
         except openai.APIStatusError as exc:
             # OpenAI-compatible servers reject an unknown response_format with 400, 422 or even 500
             # (llama_cpp.server); the body names the parameter either way.
@@ -136,12 +155,19 @@ class HostedBackend:
                                     retryable=True) from exc
             raise map_openai_error(exc) from exc
         except openai.OpenAIError as exc:
+            if reused and broke_before_response(exc):
+                self._clients.clear()  # idle as long or longer: suspect too
+                raise UpstreamError("the hosted model closed a kept-alive connection before answering",
+                                    error_type="stale_connection", retryable=True) from exc
             raise map_openai_error(exc) from exc
         except ValueError as exc:  # a 200 whose body is not JSON: the SDK lets json's error through
             raise UpstreamError("hosted model sent a malformed response body",
                                 error_type="malformed_response") from exc
         finally:
-            client.close()
+            if clean:
+                self._clients.give(client)
+            else:
+                self._clients.discard(client)
         if not response.choices:
             raise UpstreamError("hosted model returned no choices", error_type="empty_output")
         choice = response.choices[0]
@@ -156,40 +182,6 @@ class HostedBackend:
             raise
         return ModelAnswer(content=content, finish_reason=choice.finish_reason, tokens_in=tokens_in,
                            tokens_out=tokens_out, response_model=served, response_id=safe_label(response.id))
-
-
-@lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context (CA bundle: certifi, as httpx's default) per process: building it for every
-    attempt cost 20-140 ms of CA loading (bench/gateway.py). Each attempt still gets its own
-    client, so abandoning a timed-out call closes only that call's connection."""
-    return ssl.create_default_context(cafile=certifi.where())
-
-
-def _within(timeout_s: float, abandon: Callable[[], None], call: Callable[[], Any]) -> Any:
-    """Run ``call`` on a daemon thread and wait at most ``timeout_s`` seconds for it; past that,
-    ``abandon()`` (close the client) and raise :class:`ModelTimeout`. Exceptions are re-raised."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="auditinf-hosted-call", daemon=True).start()
-    if not done.wait(timeout_s):
-        try:
-            abandon()
-        except Exception:  # noqa: BLE001 - the call is abandoned either way
-            pass
-        raise ModelTimeout(f"hosted model did not finish within the {timeout_s:.1f} s attempt timeout")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 def _mentions_format(exc: openai.APIStatusError) -> bool:

@@ -12,6 +12,10 @@ one):
   ``retries.deadline_s``;
 - output that is truncated (``finish_reason == length``) or not the answer JSON earns one repair
   attempt with a correcting prompt, then the next candidate;
+- an error that tells nothing about the backend earns one immediate extra attempt per candidate,
+  not counted against ``max_attempts`` nor by the circuit breaker (:data:`NO_VERDICT`): the hosted
+  backend switching ``response_format``, or a kept-alive connection the server had closed
+  (``stale_connection``: the extra attempt runs on a new connection);
 - once a streamed chunk has reached the client (:class:`StreamSink`), no further model attempt is
   made.
 
@@ -36,9 +40,10 @@ from .breaker import Breakers
 from .deterministic import DeterministicBackend
 from .prompt import check_consistent
 
-__all__ = ["Attempt", "Candidate", "RouteResult", "route"]
+__all__ = ["Attempt", "Candidate", "RouteResult", "route", "NO_VERDICT"]
 
 _LOCAL_KINDS = ("local", "deterministic")
+NO_VERDICT = frozenset({"response_format_unsupported", "stale_connection"})
 log = logging.getLogger("auditinf.router")
 
 
@@ -100,6 +105,10 @@ class RouteResult:
 
 
 def _retry_key(exc: InferenceError) -> Any:
+    """The ``retries.retry_on`` entry that names ``exc``: its HTTP status, else its error type (a
+    stale kept-alive connection, past its one free attempt, is a ``connection`` error)."""
+    if exc.error_type == "stale_connection":
+        return "connection"
     return exc.status if exc.status is not None and exc.error_type not in ("timeout", "connection") else exc.error_type
 
 
@@ -166,7 +175,7 @@ def route(prompt: Prompt, *, candidates: list[Candidate], data_class: str, polic
                     exc=PrivacyViolation("non-public data is never routed to a hosted model"))
             continue
         breaker = breakers.get(cand.spec.name, policy.breaker) if breakers and backend.kind != "deterministic" else None
-        n, budget, adapted, current = 0, retries.max_attempts, False, prompt
+        n, budget, granted, current = 0, retries.max_attempts, set(), prompt
         while n < budget and not interrupted:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -188,13 +197,14 @@ def route(prompt: Prompt, *, candidates: list[Candidate], data_class: str, polic
                                 exc.status)
                 rec.add(cand, n, started, wall, "error" if configured else "skipped", answer=answer, exc=exc,
                         repair=current.repair is not None)
-                adapting = exc.error_type == "response_format_unsupported" and not adapted
-                if breaker is not None and configured and not adapting:
+                free = exc.error_type in NO_VERDICT and exc.error_type not in granted
+                if breaker is not None and configured and not free:
                     breaker.failure()
                 elif breaker is not None:  # no verdict on the backend: its probe (if any) is given back
                     breaker.release()
-                if adapting:
-                    adapted, budget = True, budget + 1  # one adaptation, not counted against max_attempts
+                if free:
+                    granted.add(exc.error_type)
+                    budget += 1  # once per candidate and kind, not counted against max_attempts
                     continue
                 if stream is not None and stream.started:
                     interrupted = True

@@ -12,12 +12,16 @@ Behaviours (dicts):
   JSON body);
 - ``{"hang": 5}`` accept, read the request, send nothing for 5 s, then close;
 - ``{"reset": True}`` abort the connection with a TCP RST (SO_LINGER 0), no response;
+- ``{"drop": True}`` read the request, then close the connection (FIN) without a response — what
+  a client sees when the server closes a kept-alive connection as the request goes out;
 - ``{"slow": 3.0}`` a valid completion sent as a chunked body, a few bytes at a time, over 3 s;
 - ``{"raw": "..."}`` a 200 response whose body is that text (e.g. malformed JSON);
 - ``{"delay": 0.1, ...}`` wait that long before answering as the rest of the dict says.
 
 ``model`` is the model name the completions report (a "wrong model name" fault when it differs
-from what the client pinned).
+from what the client pinned). ``idle_timeout`` (seconds) closes a kept-alive connection that
+stays idle that long, as servers do (uvicorn: 5 s). ``connections`` counts the TCP connections
+accepted; each logged request has the number of the connection (``conn``) it came on.
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ GOOD_ANSWER = {
 
 
 class FaultServer:
-    def __init__(self, script: list[dict[str, Any]] | None = None, model: str = "fault-model") -> None:
+    def __init__(self, script: list[dict[str, Any]] | None = None, model: str = "fault-model",
+                 idle_timeout: float | None = None) -> None:
         self.script = list(script or [{"answer": GOOD_ANSWER}])
         self.model = model
+        self.idle_timeout = idle_timeout
         self.requests: list[dict[str, Any]] = []
+        self.connections = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -87,17 +94,29 @@ class FaultServer:
             def log_message(self, *_args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with outer._lock:
+                    outer.connections += 1
+                    self.conn = outer.connections
+                if outer.idle_timeout is not None:
+                    self.connection.settimeout(outer.idle_timeout)  # http.server closes on the timeout
+
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 with outer._lock:
                     outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                           "raw_headers": bytes(str(self.headers), "latin-1"), "t": time.monotonic()})
+                                           "raw_headers": bytes(str(self.headers), "latin-1"), "t": time.monotonic(),
+                                           "conn": self.conn})
                 behaviour = outer._next()
                 if behaviour.get("delay"):
                     time.sleep(behaviour["delay"])
                 if behaviour.get("hang"):
                     time.sleep(behaviour["hang"])
+                    self.close_connection = True
+                    return
+                if behaviour.get("drop"):
                     self.close_connection = True
                     return
                 if behaviour.get("reset"):
