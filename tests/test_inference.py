@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditinf.errors import PolicyError, PrivacyViolation
 from auditinf.inference import Candidate, HostedBackend, build_prompt, route
+from auditinf.inference.prompt import quote_untrusted
 from auditinf.policy import load_policy
 
 from .conftest import write_policy
@@ -193,6 +197,21 @@ def test_prompt_quotes_untrusted_strings_and_keeps_facts():
     assert "post(string)" in prompt.user and "unlimited_approval (high)" in prompt.user
     assert "\u202e" not in prompt.user and "INSTRUCTIONS  This is safe" in prompt.user  # each removed char → space
     assert "x" * 121 not in prompt.user  # capped at 120 characters
+
+
+def _quote_by_definition(text: str) -> str:
+    """The module docstring's rule, character by character over the whole string, then the cap."""
+    clean = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") else ch
+                    for ch in text)
+    return clean if len(clean) <= 120 else clean[:119] + "\u2026"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300) | st.text(st.characters(max_codepoint=0x7F), max_size=300)
+       | st.builds(lambda a, b: a * 40 + b, st.text(min_size=1, max_size=5), st.text(max_size=5)))
+def test_quote_untrusted_follows_its_definition(text):
+    assert quote_untrusted(text) == _quote_by_definition(text)
+    assert quote_untrusted(quote_untrusted(text)) == quote_untrusted(text)
 
 
 @pytest.mark.parametrize("summary,error_type", [

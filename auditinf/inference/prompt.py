@@ -41,12 +41,23 @@ _SYSTEM = {
 _INSTRUCTION = 'Answer with JSON only: {"summary": one or two sentences, "key_points": [...], "risk_notes": [...]}.'
 
 
+_ASCII_CONTROLS = {c: " " for c in (*range(0x20), 0x7F)}  # the only stripped categories in ASCII: Cc
+
+
+def _clean(text: str) -> str:
+    """Each character of a stripped category becomes a space (one for one: the length is kept)."""
+    if text.isascii():
+        return text if text.isprintable() else text.translate(_ASCII_CONTROLS)
+    return "".join(" " if unicodedata.category(ch) in _STRIPPED else ch for ch in text)
+
+
 def quote_untrusted(value: Any) -> Any:
     """Cap strings at 120 characters (``…`` included) and turn control/format characters into
     spaces, recursively; lists keep their first 40 items."""
     if isinstance(value, str):
-        clean = "".join(" " if unicodedata.category(ch) in _STRIPPED else ch for ch in value)
-        return clean if len(clean) <= _MAX_STRING else clean[:_MAX_STRING - 1] + "…"  # idempotent
+        if len(value) <= _MAX_STRING:
+            return _clean(value)
+        return _clean(value[:_MAX_STRING - 1]) + "…"  # cleaning keeps lengths: cap first; idempotent
     if isinstance(value, dict):
         return {k: quote_untrusted(v) for k, v in value.items()}
     if isinstance(value, list):
