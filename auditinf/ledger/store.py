@@ -120,7 +120,8 @@ class Ledger:
         the store contradicts its checkpoints; ``ledger_error`` if the batch could not be committed
         — nothing of it is written (one transaction).
         """
-        return self._submit("append", (content, attach, checkpoint))
+        prepared = prepare(content)  # in the caller's thread: off the writer's serial path
+        return self._submit("append", (prepared, attach, checkpoint))
 
     def checkpoint_now(self) -> CheckpointRow:
         """Sign a checkpoint covering every record now stored, unless the latest already does;
@@ -157,21 +158,15 @@ class Ledger:
         return sequencer.submit(kind, payload)
 
     def _commit_batch(self, jobs: Sequence[Job]) -> list[Any]:
-        """One transaction for ``jobs`` (runs on the writer thread): canonicalise each record's
-        content (a record JCS refuses fails alone), lock the head, re-read it, stamp, sign and
-        insert the records, issue a checkpoint if one is due or asked for, commit."""
+        """One transaction for ``jobs`` (runs on the writer thread): lock the head, re-read it,
+        stamp, sign and insert the records (each canonicalised by its caller, :meth:`append`),
+        issue a checkpoint if one is due or asked for, commit."""
         if self._broken is not None:
             raise self._broken
         signer = self.signer
         results: list[Any] = [None] * len(jobs)
-        appends: list[tuple[int, PreparedContent, Any]] = []
-        for index, job in enumerate(jobs):
-            if job.kind == "append":
-                content, attach, _ = job.payload
-                try:
-                    appends.append((index, prepare(content), attach))
-                except LedgerError as exc:
-                    results[index] = exc  # fails this append only
+        appends: list[tuple[int, PreparedContent, Any]] = [
+            (index, job.payload[0], job.payload[1]) for index, job in enumerate(jobs) if job.kind == "append"]
         with self._tree_mutex:
             tree, base = self._tree, None
             try:
