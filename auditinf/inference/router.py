@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -83,7 +83,11 @@ class Attempt:
     warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record's attempt object (every field a JSON scalar: no deep copy needed)."""
+        return {f.name: getattr(self, f.name) for f in _ATTEMPT_FIELDS}
+
+
+_ATTEMPT_FIELDS = fields(Attempt)
 
 
 @dataclass(frozen=True)
