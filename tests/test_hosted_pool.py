@@ -52,10 +52,10 @@ def test_connection_is_not_reused_after_a_failed_call(fault, make_service):
 
 
 def test_server_closing_an_idle_connection_costs_no_attempt(make_service):
-    with FaultServer(idle_timeout=0.2) as upstream:
+    with FaultServer(idle_timeout=0.5) as upstream:
         service = hosted_service(make_service, upstream, retries=ONE_ATTEMPT, extra=TRIP_AT_ONE)
         first = service.risk(body())
-        time.sleep(0.6)  # the server closes the kept-alive connection meanwhile
+        time.sleep(1.5)  # the server closes the kept-alive connection meanwhile
         second = service.risk(body())
     assert hosted_attempts(first) == hosted_attempts(second) == [("success", None)]
     assert upstream.connections == 2 and len(upstream.requests) == 2
@@ -88,7 +88,7 @@ def test_dropped_new_connection_is_a_connection_failure(make_service):
 def test_after_a_stale_connection_the_other_idle_ones_are_closed(make_service):
     # Two overlapping requests leave two idle connections; both are then dropped by the server.
     # The free retry after the first stale one must not take the other (stale too) from the pool.
-    script = [{"delay": 0.4, "answer": GOOD_ANSWER}, {"delay": 0.4, "answer": GOOD_ANSWER}, {"drop": True}]
+    script = [{"delay": 1.0, "answer": GOOD_ANSWER}, {"delay": 1.0, "answer": GOOD_ANSWER}, {"drop": True}]
     with FaultServer(script) as upstream:
         service = hosted_service(make_service, upstream, retries=ONE_ATTEMPT)
         threads = [threading.Thread(target=service.risk, args=(body(),)) for _ in range(2)]
