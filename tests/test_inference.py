@@ -214,6 +214,31 @@ def test_quote_untrusted_follows_its_definition(text):
     assert quote_untrusted(quote_untrusted(text)) == quote_untrusted(text)
 
 
+def test_prompt_shortens_addresses_but_keeps_lookalikes_in_full():
+    real = "0x2222" + "0" * 32 + "abcd"
+    lookalike = "0x2222" + "9" * 32 + "abcd"  # same first and last four hex digits: address poisoning
+    facts = {"to": USDC, "value_eth": "0", "risk_level": "high", "verdict": "warning",
+             "call": {"kind": "call", "signature": "transfer(address,uint256)", "args": {"to": SPENDER_CANARY}},
+             "findings": [{"code": "address_poisoning_lookalike", "severity": "high",
+                           "message": f"{lookalike} imitates {real}"}]}
+    user = build_prompt("explain", facts).user
+    assert USDC not in user and f"on {USDC[:6]}…{USDC[-4:]}" in user
+    assert SPENDER_CANARY not in user and f"to = {SPENDER_CANARY[:6]}…{SPENDER_CANARY[-4:]}" in user
+    assert f"(high): {lookalike} imitates {real}" in user
+
+
+def test_every_kind_shares_the_system_prompt_and_starts_with_its_static_prefix():
+    from auditinf.inference.prompt import SYSTEM_PROMPT, task_prefix
+
+    facts = {"to": USDC, "risk_level": "none", "verdict": "benign", "call": {"kind": "native_transfer"},
+             "source": "abi", "count": 1, "state_changing": 1, "payable": 0, "methods": ["f()"]}
+    for kind in ("explain", "risk", "methods"):
+        prompt = build_prompt(kind, facts)
+        assert prompt.system == SYSTEM_PROMPT and prompt.prefix == task_prefix(kind)
+        assert prompt.user.startswith(prompt.prefix) and len(prompt.user) > len(prompt.prefix)
+    assert len({task_prefix(k) for k in ("explain", "risk", "methods")}) == 3
+
+
 @pytest.mark.parametrize("summary,error_type", [
     ("This looks safe to sign.", "contradicts_rules"),
     ("Sends funds to 0xdeadbeefdeadbeef.", "unsupported_claim"),

@@ -280,7 +280,8 @@ def test_fact_sheet_lists_inner_calls_and_commands_with_paths():
     entries = packed(0, USDC, 0, approve(EOA, MAX))
     _, analysis = analyse(SAFE, safe_exec(MULTISEND, call("multiSend(bytes)", ["bytes"], [entries]), operation=1))
     text = build_prompt("risk", {"call": analysis.to_dict(), "to": SAFE, "findings": []}).user
-    assert "Inner call 0.0 (multiSend, call to " + USDC in text and "unlimited (2^256-1)" in text
+    short_usdc = USDC[:6] + "…" + USDC[-4:]  # the fact sheet writes addresses shortened
+    assert "Inner call 0.0 (multiSend, call to " + short_usdc in text and "unlimited (2^256-1)" in text
     wrap = eth_abi.encode(["address", "uint256"], [ME, 1])
     _, plan = analyse(ROUTER_V2, router(bytes([0x21]), [eth_abi.encode(["bytes", "bytes[]"], [b"\x0b", [wrap]])]))
     text = build_prompt("risk", {"call": plan.to_dict(), "to": ROUTER_V2, "findings": []}).user

@@ -66,6 +66,7 @@ class Prompt:
     facts: dict[str, Any]
     schema: dict[str, Any] = field(default_factory=lambda: ANSWER_SCHEMA)
     repair: str | None = None  # the output error this prompt repairs (None: first try)
+    prefix: str = ""  # the start of ``user`` that no request changes (task line): a local model reuses its evaluation
 
     def repaired(self, error_type: str) -> "Prompt":
         """The repair prompt after an output error (``truncated`` | ``invalid_json`` | …): the
