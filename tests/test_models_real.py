@@ -36,6 +36,32 @@ def test_local_backend_generates_schema_valid_json():
     assert backend.identity()["id"] == "sha256:" + hashlib.sha256(GGUF.read_bytes()).hexdigest()
 
 
+@pytest.mark.model
+def test_local_worker_evaluates_the_static_prefix_before_ready():
+    from auditinf.inference.local import LocalWorker, load_llama
+    from auditinf.inference.prompt import SYSTEM_PROMPT, task_prefix
+
+    prefix = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task_prefix("risk")}]
+    worker = LocalWorker(GGUF, n_ctx=1024, n_threads=2, queue_size=1, loader=load_llama)  # its own model
+    try:
+        worker.start(warm=prefix)
+        deadline = time.monotonic() + 120
+        while worker.state == "loading" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        model = worker.model
+        assert worker.state == "ready" and model.n_tokens > 0  # no request yet: the warm-up evaluated these
+        evaluated = model.detokenize(list(model.input_ids[:model.n_tokens])).decode()
+        assert SYSTEM_PROMPT in evaluated and task_prefix("risk") in evaluated
+        facts = {"to": NATIVE["to"], "value_eth": "0.5", "risk_level": "none", "verdict": "benign",
+                 "call": {"kind": "native_transfer"}, "findings": []}
+        prompt = build_prompt("risk", facts)
+        out = worker.run([{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+                         {"max_tokens": 8, "temperature": 0.0}, timeout_s=120, prefix=prefix)
+        assert out.tokens_out > 0 and out.tokens_in > 0
+    finally:
+        worker.stop()
+
+
 # What a 135M model may get wrong; the guards turn it into a recorded, failed attempt.
 MODEL_QUALITY_ERRORS = {"unsupported_claim", "malformed_text", "contradicts_rules", "schema_invalid", "ungrounded"}
 

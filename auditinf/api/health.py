@@ -61,7 +61,7 @@ def _local_state(backend: LocalBackend) -> str:
     if worker is None:
         return "missing"
     if worker.state == "unloaded":
-        worker.start()  # a model added by a policy reload: start loading it now
+        backend.start_loading()  # a model added by a policy reload: start loading (and warming) it now
         return "loading"
     return worker.state if worker.state != "failed" else f"failed: {worker.error}"
 

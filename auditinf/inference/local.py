@@ -4,8 +4,8 @@ A ``Llama`` is not safe for concurrent calls, so each model file has one process
 :class:`LocalWorker`: one thread that loads the model (in the background, from start-up or the
 first use) and then runs generations one at a time from a bounded queue.
 
-- **Load state** ``unloaded → loading → ready | failed`` (for ``/readyz`` and ``/metrics``). While
-  loading, requests wait in the queue (each within its own attempt deadline); after a failed load
+- **Load state** ``unloaded → loading → ready | failed`` (for ``/readyz`` and ``/metrics``; ``ready``
+  once the model is loaded and its start-up prompt prefix evaluated). While loading, requests wait in the queue (each within its own attempt deadline); after a failed load
   every attempt fails at once with ``load_failed`` and the router falls back.
 - **Queue**: at most ``queue_size`` requests wait behind the running one. A full queue refuses at
   once — :meth:`LocalWorker.full` lets the API answer 503 ``queue_full`` before any work, and a
@@ -14,6 +14,10 @@ first use) and then runs generations one at a time from a bounded queue.
   past its deadline is skipped, and generation stops at the next token once it passes.
 - **Streaming**: with a :class:`~auditinf.inference.base.StreamSink` (``streams = True``), generated
   text pieces go to ``stream.emit`` as they come; the answer returned is still validated as a whole.
+- **Prefix cache** (:mod:`~auditinf.inference.prefix`): the prompt's static part (the system prompt
+  every kind shares, and the kind's task line) is evaluated once — at load for ``explain``, on first
+  use for the other kinds — and each request reuses that evaluation only, never another request's
+  text. Policy option ``prefix_cache: false`` evaluates every prompt from its first token.
 
 Output is constrained to the answer JSON Schema (``response_format={"type": "json_object",
 "schema": …}``, a llama.cpp grammar) and validated again. Model identity is the GGUF's SHA-256.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import importlib.util
+import logging
 import os
 import queue
 import threading
@@ -40,11 +45,14 @@ from typing import Any, Callable
 
 from ..errors import BackendUnavailable, InferenceError, ModelTimeout
 from .base import ModelAnswer, Prompt, StreamSink, crash_error_type, parse_answer
+from .prefix import PrefixCache
+from .prompt import SYSTEM_PROMPT, task_prefix
 
 __all__ = ["LocalBackend", "LocalWorker", "bundled_gguf", "load_llama", "worker_for", "shutdown_workers",
            "DEFAULT_QUEUE_SIZE"]
 
 DEFAULT_QUEUE_SIZE = 8
+log = logging.getLogger(__name__)
 _WORKERS: dict[tuple[str, int], "LocalWorker"] = {}
 _WORKERS_LOCK = threading.Lock()
 
@@ -78,12 +86,14 @@ def load_llama(path: Path, n_ctx: int, n_threads: int | None) -> Any:
 
 @dataclass
 class _Job:
-    """One generation: chat ``messages`` + sampling ``params``, run before ``deadline`` (monotonic s)."""
+    """One generation: chat ``messages`` + sampling ``params``, run before ``deadline`` (monotonic s).
+    ``prefix``: the messages' static leading part whose evaluation may be reused (``None``: none)."""
 
     messages: list[dict[str, str]]
     params: dict[str, Any]
     deadline: float
     on_text: Callable[[str], None] | None = None
+    prefix: list[dict[str, str]] | None = None
     future: Future = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -118,13 +128,17 @@ class LocalWorker:
         self.error: str | None = None
         self.sha256: str | None = None
         self.model: Any = None
+        self._prefixes = PrefixCache()
+        self._warm: list[dict[str, str]] | None = None
 
     # -- state -----------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start loading (in the worker thread) unless already started. Never blocks."""
+    def start(self, warm: list[dict[str, str]] | None = None) -> None:
+        """Start loading (in the worker thread) unless already started. Never blocks. ``warm``: a
+        static prompt prefix (chat messages) to evaluate right after the load, before ``ready``."""
         with self._lock:
             if self._thread is None:
                 self.state = "loading"
+                self._warm = warm
                 self._thread = threading.Thread(target=self._run, name=f"local-model:{self.path.name}", daemon=True)
                 self._thread.start()
 
@@ -143,8 +157,9 @@ class LocalWorker:
 
     # -- client side -----------------------------------------------------------------------
     def run(self, messages: list[dict[str, str]], params: dict[str, Any], *, timeout_s: float,
-            on_text: Callable[[str], None] | None = None) -> _Output:
-        """Queue a generation and wait for it, at most ``timeout_s`` seconds in all.
+            on_text: Callable[[str], None] | None = None, prefix: list[dict[str, str]] | None = None) -> _Output:
+        """Queue a generation and wait for it, at most ``timeout_s`` seconds in all. ``prefix``: the
+        static leading messages whose evaluation the model may keep and reuse (``None``: evaluate all).
 
         Raises ``BackendUnavailable`` (``load_failed``), ``InferenceError`` (``queue_full``) or
         ``ModelTimeout``.
@@ -152,7 +167,7 @@ class LocalWorker:
         self.start()
         if self.state == "failed":
             raise BackendUnavailable(f"local model failed to load: {self.error}", error_type="load_failed")
-        job = _Job(messages, params, time.monotonic() + timeout_s, on_text)
+        job = _Job(messages, params, time.monotonic() + timeout_s, on_text, prefix=prefix)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -169,6 +184,7 @@ class LocalWorker:
         try:
             self.model = self._loader(self.path, self.n_ctx, self.n_threads)
             self.sha256 = _sha256(self.path)
+            self._warm_up()
             self.state = "ready"
         except Exception as exc:  # any loader failure: keep serving, answer every job with load_failed
             self.error, self.state = type(exc).__name__, "failed"
@@ -193,10 +209,21 @@ class LocalWorker:
                 self._running = 0
                 self._mean_s = 0.8 * self._mean_s + 0.2 * (time.monotonic() - started)
 
+    def _warm_up(self) -> None:
+        """Evaluate the start-up prefix; a failure only leaves the cache cold (the next request retries)."""
+        if self._warm is None or not PrefixCache.supported(self.model):
+            return
+        try:
+            self._prefixes.warm(self.model, self._warm)
+        except Exception as exc:  # noqa: BLE001 - the model itself loaded: serve without a warm prefix
+            log.warning("local model %s: prefix warm-up failed (%s)", self.path.name, type(exc).__name__)
+
     def _generate(self, job: _Job) -> _Output:
         parts: list[str] = []
         finish_reason = None
         try:
+            if PrefixCache.supported(self.model):
+                self._prefixes.prepare(self.model, job.prefix)
             stream = self.model.create_chat_completion(messages=job.messages, stream=True, **job.params)
             for chunk in stream:  # streamed so that the deadline can stop generation
                 choice = chunk["choices"][0]
@@ -284,6 +311,7 @@ class LocalBackend:
         self.max_tokens = int(options.get("max_tokens", 192))
         self.temperature = float(options.get("temperature", 0.2))
         self.repeat_penalty = 1.3  # small models loop without it
+        self.prefix_cache = bool(options.get("prefix_cache", True))
         self.queue_size = queue_size
 
     @property
@@ -306,16 +334,24 @@ class LocalBackend:
         return {"backend": "local", "name": self.path.name if self.path else None,
                 "id": f"sha256:{sha}" if sha else None}
 
+    def _prefix(self, system: str, user_prefix: str) -> list[dict[str, str]] | None:
+        """The static leading messages of a prompt, or ``None`` with ``prefix_cache: false``."""
+        if not self.prefix_cache:
+            return None
+        return [{"role": "system", "content": system}, {"role": "user", "content": user_prefix}]
+
     def start_loading(self) -> None:
-        """Begin loading in the background (start-up); never blocks. No-op without a GGUF file."""
+        """Begin loading in the background (start-up), then evaluate the ``explain`` prompt's static
+        prefix; never blocks. No-op without a GGUF file."""
         worker = self.worker
         if worker is not None:
-            worker.start()
+            worker.start(self._prefix(SYSTEM_PROMPT, task_prefix("explain")))
 
     def warm_up(self, timeout_s: float = 600.0) -> None:
-        """Load the model now and wait for it; raises ``BackendUnavailable`` if the load fails."""
+        """Load the model (and its start-up prefix, see :meth:`start_loading`) now and wait for it;
+        raises ``BackendUnavailable`` if the load fails."""
         worker = self._worker()
-        worker.start()
+        worker.start(self._prefix(SYSTEM_PROMPT, task_prefix("explain")))
         deadline = time.monotonic() + timeout_s
         while worker.state == "loading" and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -332,7 +368,8 @@ class LocalBackend:
             [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
             {"response_format": {"type": "json_object", "schema": prompt.schema}, "max_tokens": self.max_tokens,
              "temperature": self.temperature, "repeat_penalty": self.repeat_penalty, "seed": 0},
-            timeout_s=timeout_s, on_text=stream.emit if stream is not None else None)
+            timeout_s=timeout_s, on_text=stream.emit if stream is not None else None,
+            prefix=self._prefix(prompt.system, prompt.prefix))
         return ModelAnswer(content=parse_answer(out.text, out.finish_reason), finish_reason=out.finish_reason,
                            tokens_in=out.tokens_in, tokens_out=out.tokens_out,
                            response_model=self.path.name if self.path else None)
