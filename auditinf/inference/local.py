@@ -5,8 +5,9 @@ A ``Llama`` is not safe for concurrent calls, so each model file has one process
 first use) and then runs generations one at a time from a bounded queue.
 
 - **Load state** ``unloaded → loading → ready | failed`` (for ``/readyz`` and ``/metrics``; ``ready``
-  once the model is loaded and its start-up prompt prefix evaluated). While loading, requests wait in the queue (each within its own attempt deadline); after a failed load
-  every attempt fails at once with ``load_failed`` and the router falls back.
+  once the model is loaded and its start-up prompt prefix evaluated). While loading, requests wait
+  in the queue (each within its own attempt deadline); after a failed load every attempt fails at
+  once with ``load_failed`` and the router falls back.
 - **Queue**: at most ``queue_size`` requests wait behind the running one. A full queue refuses at
   once — :meth:`LocalWorker.full` lets the API answer 503 ``queue_full`` before any work, and a
   request that still finds it full raises ``queue_full`` for the router to fall back.
