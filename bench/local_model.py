@@ -63,6 +63,8 @@ def write_policy(tmp: Path, max_tokens: int, prefix_cache: bool = True) -> Path:
         "routes": {k: {"public": ["local-gguf", "deterministic"], "private": ["local-gguf", "deterministic"]}
                    for k in ("explain", "risk", "methods")},
         "retries": {"max_attempts": 1, "retry_on": [], "deadline_s": 300},
+        # the guards refuse most of this small model's answers; the breaker must not open mid-run
+        "circuit_breaker": {"open_after_consecutive_failures": 1000},
         "classification": {"private_clients": [], "private_addresses": []},
     }))
     return policy
