@@ -79,7 +79,7 @@ def gate(service: "Service", body: Any, client_id: str = "anonymous", request_id
     """Answer ``POST /v1/gate`` / ``auditinf gate FILE`` for transaction ``body`` (the ``/v1/risk``
     shape).
 
-    Returns ``{request_id, decision, reasons, risk: {verdict, risk_level, findings, explanation,
+    Returns ``{request_id, decision, reasons, data_class, risk: {verdict, risk_level, findings, explanation,
     degraded, receipt}, receipt, checkpoint}``; ``checkpoint`` (allow only, else ``None``) is
     ``{origin, size, root_hash, note, leaf_index, leaf_hash, inclusion_proof}`` with hashes as
     64 hex digits. Raises what :meth:`Service.risk` raises (``InputError`` subclasses,
@@ -102,7 +102,7 @@ def gate(service: "Service", body: Any, client_id: str = "anonymous", request_id
                       "note": row.note, "leaf_index": receipt.seq, "leaf_hash": receipt.leaf_hash,
                       "inclusion_proof": [p.hex() for p in proof]}
     return {
-        "request_id": request_id, "decision": decision, "reasons": reasons,
+        "request_id": request_id, "decision": decision, "reasons": reasons, "data_class": risk["data_class"],
         "risk": {k: risk[k] for k in ("verdict", "risk_level", "findings", "explanation", "degraded", "receipt")},
         "receipt": receipt.to_dict(), "checkpoint": checkpoint,
     }

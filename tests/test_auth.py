@@ -23,6 +23,7 @@ from auditinf.ledger import verify_rows
 from .conftest import write_clients
 from .test_api import tx
 from .test_cli import run
+from .test_obs import samples, value
 
 TOKEN_A, TOKEN_B = "ak-test-token-of-client-a-0001", "ak-test-token-of-client-b-0002"
 
@@ -217,6 +218,23 @@ def test_every_request_endpoint_requires_a_token_transparency_does_not(client, a
     assert client.get("/readyz").json()["client_auth"] == "token"
     schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
     assert schemes["clientToken"] == {"type": "http", "scheme": "bearer", "description": schemes["clientToken"]["description"]}
+
+
+def test_refusals_before_the_endpoint_runs_are_counted_in_request_metrics(client, auth_service):
+    client.post("/v1/risk", json=tx())                                         # 401 unauthenticated
+    client.post("/v1/explain", json=tx(), headers=bearer("ak-not-a-token"))   # 401 invalid_token
+    client.post("/v1/gate", json=tx(), headers=bearer(TOKEN_A, **{"X-Client-Id": "client-b"}))  # 403
+    client.post("/v1/jobs", json={"kind": "risk", "request": tx()})            # 401
+    assert client.post("/v1/gate", json=tx(), headers=bearer(TOKEN_A)).status_code == 200
+    m = samples(client)
+    assert value(m, "auditinf_requests_total", kind="risk", data_class="unknown", status="401") == 1
+    assert value(m, "auditinf_requests_total", kind="explain", data_class="unknown", status="401") == 1
+    assert value(m, "auditinf_requests_total", kind="gate", data_class="unknown", status="403") == 1
+    assert value(m, "auditinf_requests_total", kind="job", data_class="unknown", status="401") == 1
+    assert value(m, "auditinf_requests_total", kind="gate", data_class="public", status="200") == 1
+    assert client.get("/v1/pubkey").status_code == 200  # transparency reads are not request kinds
+    assert not any(name == "auditinf_requests_total" and dict(labels).get("kind") not in
+                   ("risk", "explain", "gate", "job") for name, labels in samples(client))
 
 
 def wait_job(client: TestClient, job_id: str, headers: dict) -> dict:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from ..gate import gate
+from ..obs.context import current_request
 from .admission import admit
 from .auth import AUTH_RESPONSES, Client
 from .deps import Body
@@ -44,6 +45,7 @@ class GateAnswer(BaseModel):
     request_id: str
     decision: str = Field(description="allow | review | deny")
     reasons: list[GateReason]
+    data_class: str = Field(description="public | private: the data class the policy gave the request")
     risk: dict[str, Any] = Field(description="verdict, risk_level, findings, explanation, degraded, receipt")
     receipt: dict[str, Any] = Field(description="the gate record's receipt {seq, leaf_hash, signature, kid}")
     checkpoint: GateCheckpoint | None = Field(description="allow only: a checkpoint covering the gate record")
@@ -60,4 +62,8 @@ def post_gate(request: Request, client: Client, body: Body) -> dict:
     """Decide allow | review | deny for a transaction an agent wants to send; recorded before it returns."""
     service = request.app.state.service
     admit(service, "risk", getattr(request.app.state, "metrics", None))  # 503 queue_full before any work
-    return gate(service, body, client.client_id)
+    answer = gate(service, body, client.client_id)
+    ctx = current_request()
+    if ctx is not None:  # metrics label: the gate's data class (its risk request's)
+        ctx.data_class = answer["data_class"]
+    return answer
