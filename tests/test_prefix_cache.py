@@ -1,5 +1,5 @@
 """The local model's prefix cache: a request reuses the evaluated static prefix, never another
-request's text (tests/test_models_real.py runs it on the real GGUF)."""
+client's text (its own previous request's, when authenticated) (tests/test_models_real.py runs it on the real GGUF)."""
 
 from __future__ import annotations
 
@@ -84,5 +84,27 @@ def test_worker_warms_the_prefix_before_ready_and_reuses_it(tmp_path: Path):
         worker.run(request("Call: a, again"), {}, timeout_s=10, prefix=PREFIX)
         worker.run(request("Call: a"), {}, timeout_s=10, prefix=None)  # prefix cache off: from the first token
         assert model.reused == [0, static_length(), static_length(), 0]
+    finally:
+        worker.stop()
+
+
+def test_the_same_authenticated_client_reuses_its_own_previous_request_no_one_else_does(tmp_path: Path):
+    model = TokenLlama()
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    worker = LocalWorker(gguf, n_ctx=512, n_threads=1, queue_size=2, loader=lambda *_: model)
+    first, second = "Call: approve spender 0x2222 secret", "Call: approve spender 0x2223 other"
+    shared = static_length() + len("Call: approve spender 0x222")  # what the two prompts have in common
+    try:
+        worker.start(warm=PREFIX)
+        for facts, owner in ((first, "wallet-a"), (second, "wallet-a"),   # same client: its own text reused
+                             (first, "wallet-b"),                          # another client: static prefix only
+                             (first, None), (first, None),                 # not authenticated: static prefix only
+                             (second, "wallet-a")):                        # a's text is gone: static prefix only
+            worker.run(request(facts), {}, timeout_s=10, prefix=PREFIX, owner=owner)
+        assert model.reused == [0, static_length(), shared, static_length(), static_length(), static_length(),
+                                static_length()]
+        worker.run(request(first), {}, timeout_s=10, prefix=None, owner="wallet-a")  # cache off: nothing reused
+        assert model.reused[-1] == 0
     finally:
         worker.stop()

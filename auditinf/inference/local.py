@@ -17,8 +17,10 @@ first use) and then runs generations one at a time from a bounded queue.
   text pieces go to ``stream.emit`` as they come; the answer returned is still validated as a whole.
 - **Prefix cache** (:mod:`~auditinf.inference.prefix`): the prompt's static part (the system prompt
   every kind shares, and the kind's task line) is evaluated once — at load for ``explain``, on first
-  use for the other kinds — and each request reuses that evaluation only, never another request's
-  text. Policy option ``prefix_cache: false`` evaluates every prompt from its first token.
+  use for the other kinds — and a request reuses that evaluation, never another client's text. A
+  request from the token-authenticated client whose request the model ran last reuses everything
+  its prompt shares with that one (its own text only: no timing side channel across clients).
+  Policy option ``prefix_cache: false`` evaluates every prompt from its first token.
 
 Output is constrained to the answer JSON Schema (``response_format={"type": "json_object",
 "schema": …}``, a llama.cpp grammar) and validated again. Model identity is the GGUF's SHA-256.
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import BackendUnavailable, InferenceError, ModelTimeout
+from ..obs.context import current_request
 from .base import ModelAnswer, Prompt, StreamSink, crash_error_type, parse_answer
 from .prefix import PrefixCache
 from .prompt import SYSTEM_PROMPT, task_prefix
@@ -88,13 +91,16 @@ def load_llama(path: Path, n_ctx: int, n_threads: int | None) -> Any:
 @dataclass
 class _Job:
     """One generation: chat ``messages`` + sampling ``params``, run before ``deadline`` (monotonic s).
-    ``prefix``: the messages' static leading part whose evaluation may be reused (``None``: none)."""
+    ``prefix``: the messages' static leading part whose evaluation may be reused (``None``: none).
+    ``owner``: the authenticated client whose own previous evaluation may be reused too (``None``:
+    only the static prefix)."""
 
     messages: list[dict[str, str]]
     params: dict[str, Any]
     deadline: float
     on_text: Callable[[str], None] | None = None
     prefix: list[dict[str, str]] | None = None
+    owner: str | None = None
     future: Future = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -131,6 +137,7 @@ class LocalWorker:
         self.model: Any = None
         self._prefixes = PrefixCache()
         self._warm: list[dict[str, str]] | None = None
+        self._evaluated_for: str | None = None  # the owner of the job whose tokens the model holds
 
     # -- state -----------------------------------------------------------------------------
     def start(self, warm: list[dict[str, str]] | None = None) -> None:
@@ -158,9 +165,12 @@ class LocalWorker:
 
     # -- client side -----------------------------------------------------------------------
     def run(self, messages: list[dict[str, str]], params: dict[str, Any], *, timeout_s: float,
-            on_text: Callable[[str], None] | None = None, prefix: list[dict[str, str]] | None = None) -> _Output:
+            on_text: Callable[[str], None] | None = None, prefix: list[dict[str, str]] | None = None,
+            owner: str | None = None) -> _Output:
         """Queue a generation and wait for it, at most ``timeout_s`` seconds in all. ``prefix``: the
         static leading messages whose evaluation the model may keep and reuse (``None``: evaluate all).
+        ``owner``: an authenticated client id; when the model's previous generation had the same
+        owner, all of its evaluation that this prompt shares is reused, not only ``prefix``.
 
         Raises ``BackendUnavailable`` (``load_failed``), ``InferenceError`` (``queue_full``) or
         ``ModelTimeout``.
@@ -168,7 +178,7 @@ class LocalWorker:
         self.start()
         if self.state == "failed":
             raise BackendUnavailable(f"local model failed to load: {self.error}", error_type="load_failed")
-        job = _Job(messages, params, time.monotonic() + timeout_s, on_text, prefix=prefix)
+        job = _Job(messages, params, time.monotonic() + timeout_s, on_text, prefix=prefix, owner=owner)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -224,7 +234,10 @@ class LocalWorker:
         finish_reason = None
         try:
             if PrefixCache.supported(self.model):
-                self._prefixes.prepare(self.model, job.prefix)
+                same_owner = job.owner is not None and job.owner == self._evaluated_for
+                self._evaluated_for = None  # until this generation has evaluated its prompt
+                self._prefixes.prepare(self.model, job.prefix, keep_all=same_owner)
+                self._evaluated_for = job.owner
             stream = self.model.create_chat_completion(messages=job.messages, stream=True, **job.params)
             for chunk in stream:  # streamed so that the deadline can stop generation
                 choice = chunk["choices"][0]
@@ -341,6 +354,13 @@ class LocalBackend:
             return None
         return [{"role": "system", "content": system}, {"role": "user", "content": user_prefix}]
 
+    def _owner(self) -> str | None:
+        """The client whose previous evaluation this request may reuse: the token-authenticated
+        client of the current request (a self-declared id could name anyone), only with the prefix
+        cache on."""
+        ctx = current_request()
+        return ctx.authenticated_client if self.prefix_cache and ctx is not None else None
+
     def start_loading(self) -> None:
         """Begin loading in the background (start-up), then evaluate the ``explain`` prompt's static
         prefix; never blocks. No-op without a GGUF file."""
@@ -370,7 +390,7 @@ class LocalBackend:
             {"response_format": {"type": "json_object", "schema": prompt.schema}, "max_tokens": self.max_tokens,
              "temperature": self.temperature, "repeat_penalty": self.repeat_penalty, "seed": 0},
             timeout_s=timeout_s, on_text=stream.emit if stream is not None else None,
-            prefix=self._prefix(prompt.system, prompt.prefix))
+            prefix=self._prefix(prompt.system, prompt.prefix), owner=self._owner())
         return ModelAnswer(content=parse_answer(out.text, out.finish_reason), finish_reason=out.finish_reason,
                            tokens_in=out.tokens_in, tokens_out=out.tokens_out,
                            response_model=self.path.name if self.path else None)

@@ -10,7 +10,9 @@ part was (a timing side channel of prompt caches). :class:`PrefixCache` instead:
   request changes (system prompt, task line) — and records its token ids;
 - before each request, cuts the model's evaluated tokens back to their longest common prefix with
   that static prefix (``Llama.n_tokens``; the KV entries after it are dropped by the next
-  evaluation), so a request reuses only text that no request supplied.
+  evaluation), so a request reuses only text that no request supplied — unless the evaluated
+  tokens are the same authenticated client's previous request (``keep_all``): its own text may
+  be reused, as llama-cpp-python would.
 
 With ``prefix=None`` (policy option ``prefix_cache: false``) the model is reset instead and every
 prompt is evaluated from its first token.
@@ -57,16 +59,21 @@ class PrefixCache:
         self._ids[tuple(m["content"] for m in prefix)] = ids
         return ids
 
-    def prepare(self, model: Any, prefix: list[dict[str, str]] | None) -> int:
+    def prepare(self, model: Any, prefix: list[dict[str, str]] | None, *, keep_all: bool = False) -> int:
         """Make ``model`` ready for a prompt that starts with ``prefix``: keep only the evaluated
         tokens that prefix shares (warming it first if it is new), or none with ``prefix=None``.
-        Returns how many evaluated tokens the next generation reuses."""
+        ``keep_all`` (the model's evaluated tokens are the same client's previous request, see
+        :class:`~auditinf.inference.local.LocalWorker`) keeps them all once the prefix is known:
+        the generation then reuses whatever the prompt shares with them.
+        Returns how many evaluated tokens the next generation may reuse."""
         if prefix is None:
             model.reset()
             return 0
         ids = self._ids.get(tuple(m["content"] for m in prefix))
         if ids is None:
             ids = self.warm(model, prefix)
+        elif keep_all:
+            return int(model.n_tokens)
         keep = _common(model.input_ids[:model.n_tokens], ids)
         model.n_tokens = keep
         return keep
