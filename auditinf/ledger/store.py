@@ -40,7 +40,8 @@ from .body import PreparedContent, prepare
 from .canonical import GENESIS_PREV
 from .checkpoints import CheckpointRow
 from .engines import PG_HEAD_LOCK, open_engine, open_engines, sqlite_path
-from .keyevents import KeyEventRow, active_kid
+from .head import Head, read_head
+from .keyevents import KeyEventRow
 from .keys import Signer
 from .records import RECORDS as _RECORDS
 from .records import Receipt, RecordRow
@@ -98,6 +99,7 @@ class Ledger:
         self._closed = False
         self._broken: LedgerError | None = None
         self._last_checkpoint_at = time.monotonic()
+        self._checked: CheckpointRow | None = None  # the latest checkpoint, as checked against the tree
         if signer is not None:
             self._check_against_latest_checkpoint()
 
@@ -173,10 +175,10 @@ class Ledger:
                 with self.engine.connect() as conn, conn.begin():
                     if conn.dialect.name == "postgresql":
                         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_HEAD_LOCK})
-                    self._catch_up(conn)
-                    named = active_kid(conn)  # a key event handed signing to another key
-                    if named is not None and named != signer.kid:
-                        raise LedgerError(f"signing key {signer.kid} was retired; the ledger is signed by {named}",
+                    head = read_head(conn)
+                    self._catch_up(conn, head)
+                    if head.kid is not None and head.kid != signer.kid:  # a key event handed signing on
+                        raise LedgerError(f"signing key {signer.kid} was retired; the ledger is signed by {head.kid}",
                                           code="signing_key_retired")
                     base = tree.size
                     stamped = stamp_batch([prepared for _, prepared, _ in appends], base=base,
@@ -195,26 +197,33 @@ class Ledger:
                                 attach(session, seq)
                             session.flush()
                     forced = any(job.kind == "checkpoint" or (job.kind == "append" and job.payload[2]) for job in jobs)
-                    checkpoint = self._checkpoint_if_due(conn, forced)
+                    checkpoint = self._checkpoint_if_due(conn, forced, head)
             except BaseException:
                 if base is not None:
                     tree.truncate(base)
+                self._checked = None  # it may be a checkpoint of the rolled-back transaction
                 raise
         for (index, _, _), record, sig in zip(appends, stamped, signatures):
             results[index] = Receipt(record.seq, record.leaf.hex(), sig, signer.kid)
         return [checkpoint if job.kind == "checkpoint" else result for job, result in zip(jobs, results)]
 
-    def _checkpoint_if_due(self, conn: Connection, forced: bool) -> CheckpointRow | None:
-        """Inside the batch transaction: check the latest stored checkpoint against the tree, then
-        sign a new one when asked (``forced``), when ``checkpoint_every_records`` records or
-        ``checkpoint_every_s`` seconds have passed since it. Returns the latest checkpoint."""
+    def _checkpoint_if_due(self, conn: Connection, forced: bool, head: Head) -> CheckpointRow | None:
+        """Inside the batch transaction: check the latest stored checkpoint against the tree (read
+        and checked again only when ``head`` shows another size or root than the one checked
+        before: the tree only grows), then sign a new one when asked (``forced``), when
+        ``checkpoint_every_records`` records or ``checkpoint_every_s`` seconds have passed since
+        it. Returns the latest checkpoint."""
         tree = self._tree
-        stored = checkpoints.latest(conn)
-        if stored is not None:
-            reason = checkpoints.mismatch(stored, tree.size, tree.root)
+        stored = self._checked
+        if head.checkpoint_size is None:
+            stored = None
+        elif stored is None or (stored.size, stored.root_hash) != (head.checkpoint_size, head.checkpoint_root):
+            stored = checkpoints.latest(conn)
+            reason = checkpoints.mismatch(stored, tree.size, tree.root) if stored is not None else None
             if reason:
                 self._broken = _inconsistent(reason)
                 raise self._broken
+        self._checked = stored
         covered = -1 if stored is None else stored.size
         if tree.size <= covered:
             return stored
@@ -223,18 +232,19 @@ class Ledger:
         if not due:
             return stored
         self._last_checkpoint_at = time.monotonic()
-        return checkpoints.issue(conn, self.signer, tree.size, tree.root())
+        self._checked = checkpoints.issue(conn, self.signer, tree.size, tree.root())
+        return self._checked
 
     # -- the tree and its consistency ----------------------------------------------------------
-    def _catch_up(self, conn: Connection) -> None:
+    def _catch_up(self, conn: Connection, head: Head | None = None) -> None:
         """Extend the in-memory tree with records stored since (by this or another process);
-        with the ``_tree_mutex`` held. Raises ``ledger_inconsistent`` if the stored chain no longer
-        extends the tree (records removed or replaced) or has a gap."""
+        with the ``_tree_mutex`` held. ``head``: the store's :class:`~.head.Head`, read in this
+        transaction (read here when not given). Raises ``ledger_inconsistent`` if the stored chain
+        no longer extends the tree (records removed or replaced) or has a gap."""
         tree = self._tree
-        head = conn.execute(select(_RECORDS.c.seq, _RECORDS.c.leaf_hash)
-                            .order_by(_RECORDS.c.seq.desc()).limit(1)).first()
-        stored = 0 if head is None else head[0] + 1
-        if stored < tree.size or (stored and stored <= tree.size and tree.leaf(stored - 1).hex() != head[1]):
+        head = head or read_head(conn)
+        stored = head.size
+        if stored < tree.size or (stored and stored <= tree.size and tree.leaf(stored - 1).hex() != head.leaf):
             self._broken = _inconsistent(f"the chain head moved back or changed at seq {stored - 1}")
             raise self._broken
         if stored == tree.size:
