@@ -179,6 +179,23 @@ def test_verifier_key_with_wrong_id_refused(signer):
         parse_verifier_key(f"{name}+{'0' * 8}+{b64}")
 
 
+def test_postgres_writer_connection_dropped_by_the_server_is_replaced(signer, pg_url: str):
+    """The writer keeps its connection between batches; when the server ends it (restart, idle
+    timeout), the next append begins again on a new one: nothing lost, nothing doubled."""
+    led = Ledger(pg_url, signer)
+    led.append({"kind": "test", "i": 0})
+    old_pid = led._writer_conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    led._writer_conn.commit()
+    with led.read_engine.connect() as admin:
+        assert admin.exec_driver_sql(f"SELECT pg_terminate_backend({old_pid})").scalar() is True
+    receipt = led.append({"kind": "test", "i": 1})
+    assert receipt.seq == 1
+    assert led._writer_conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != old_pid
+    led._writer_conn.commit()
+    assert verify(led) == 2 == led.size()
+    led.close()
+
+
 def test_postgres_processes_share_one_chain(tmp_path: Path, signer, pg_url: str):
     script = (
         "import sys; from pathlib import Path; from auditinf.ledger import Ledger, load_signer\n"

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import inspect, select, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, RootTransaction
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
 from ..errors import InputError, LedgerError, NotFound
@@ -49,6 +49,9 @@ from .sequencer import Job, Sequencer
 from .tree import MerkleTree
 
 __all__ = ["RecordRow", "Receipt", "Ledger", "open_engine"]
+
+
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def _now() -> str:
@@ -100,6 +103,7 @@ class Ledger:
         self._broken: LedgerError | None = None
         self._last_checkpoint_at = time.monotonic()
         self._checked: CheckpointRow | None = None  # the latest checkpoint, as checked against the tree
+        self._writer_conn: Connection | None = None  # the writer's connection, kept between batches
         if signer is not None:
             self._check_against_latest_checkpoint()
 
@@ -172,9 +176,8 @@ class Ledger:
         with self._tree_mutex:
             tree, base = self._tree, None
             try:
-                with self.engine.connect() as conn, conn.begin():
-                    if conn.dialect.name == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_HEAD_LOCK})
+                conn, transaction = self._begin_batch()
+                with transaction:
                     head = read_head(conn)
                     self._catch_up(conn, head)
                     if head.kid is not None and head.kid != signer.kid:  # a key event handed signing on
@@ -198,14 +201,46 @@ class Ledger:
                             session.flush()
                     forced = any(job.kind == "checkpoint" or (job.kind == "append" and job.payload[2]) for job in jobs)
                     checkpoint = self._checkpoint_if_due(conn, forced, head)
-            except BaseException:
+            except BaseException as exc:
                 if base is not None:
                     tree.truncate(base)
                 self._checked = None  # it may be a checkpoint of the rolled-back transaction
+                if isinstance(exc, SQLAlchemyError):
+                    self._drop_writer_connection()  # it may be broken; the next batch opens another
                 raise
         for (index, _, _), record, sig in zip(appends, stamped, signatures):
             results[index] = Receipt(record.seq, record.leaf.hex(), sig, signer.kid)
         return [checkpoint if job.kind == "checkpoint" else result for job, result in zip(jobs, results)]
+
+    def _begin_batch(self) -> tuple[Connection, RootTransaction]:
+        """Begin a batch's transaction, with the chain-head lock (PostgreSQL: an advisory lock;
+        SQLite: ``BEGIN IMMEDIATE``), on the writer's connection. It is opened on first use and
+        kept between batches (no pool checkout, reset and pre-ping per batch); when the database
+        dropped it (a restart, an idle timeout), which shows here before anything was written, the
+        batch begins once more on a new one."""
+        for attempt in (1, 2):
+            if self._writer_conn is None or self._writer_conn.closed:
+                self._writer_conn = self.engine.connect()
+            conn = self._writer_conn
+            try:
+                transaction = conn.begin()
+                if conn.dialect.name == "postgresql":
+                    conn.execute(_PG_LOCK, {"k": PG_HEAD_LOCK})
+                return conn, transaction
+            except DBAPIError as exc:
+                self._drop_writer_connection()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _drop_writer_connection(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except SQLAlchemyError:
+                pass  # already unusable
 
     def _checkpoint_if_due(self, conn: Connection, forced: bool, head: Head) -> CheckpointRow | None:
         """Inside the batch transaction: check the latest stored checkpoint against the tree (read
@@ -406,5 +441,9 @@ class Ledger:
             self._closed = True
         if sequencer is not None:
             sequencer.close()
+        with self._tree_mutex:  # no batch runs now: the writer thread has stopped
+            if self._writer_conn is not None:
+                self._writer_conn.close()
+                self._writer_conn = None
         self.engine.dispose()
         self.read_engine.dispose()
