@@ -58,6 +58,35 @@ def test_hosted_success_is_recorded(make_service):
     assert upstream.requests[0]["headers"].get("x-stainless-retry-count") == "0"
 
 
+@pytest.mark.parametrize("raw, error_types", [
+    ("[]", ["malformed_response"]),                                        # not an object
+    ('{"choices": {"0": {}}}', ["malformed_response"]),                    # choices not a list
+    ('{"choices": []}', ["empty_output"]),
+    ('{"choices": [{"finish_reason": "stop"}]}', ["malformed_response"]),  # a choice without a message
+    # a well-formed completion without text is a model output error: one repair retry
+    ('{"choices": [{"message": {"content": null}, "finish_reason": "stop"}]}', ["empty_output"] * 2),
+    ('{"choices": [{"message": {"content": 7}, "finish_reason": "stop"}]}', ["empty_output"] * 2),
+])
+def test_a_200_that_is_not_a_chat_completion_is_a_typed_attempt_error(make_service, raw, error_types):
+    with FaultServer([{"raw": raw}]) as upstream:
+        service = hosted_service(make_service, upstream)
+        answer = service.risk(body())
+    hosted = [a for a in answer["attempts"] if a["backend"] == "hosted"]
+    assert [a["error_type"] for a in hosted] == error_types and answer["degraded"] is True
+    assert answer["risk_level"] == "high"  # the rules' answer stands
+
+
+def test_usage_and_ids_of_an_odd_shape_are_dropped_not_trusted(make_service):
+    reply = {"id": 12, "model": ["x"], "usage": "lots", "choices": [
+        {"message": {"content": json.dumps(GOOD_ANSWER)}, "finish_reason": "stop"}]}
+    with FaultServer([{"raw": json.dumps(reply)}]) as upstream:
+        service = hosted_service(make_service, upstream)
+        answer = service.risk(body())
+    attempt = answer["attempts"][0]
+    assert answer["degraded"] is False and attempt["outcome"] == "success"
+    assert attempt["tokens_in"] is None and attempt["tokens_out"] is None and attempt["response_model"] is None
+
+
 def test_server_errors_retried_then_degraded(make_service):
     with FaultServer([{"status": 500}]) as upstream:
         service = hosted_service(make_service, upstream, retries=FAST_RETRY)

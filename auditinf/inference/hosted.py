@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletion
+import orjson
 
 from ..errors import (BackendUnavailable, InferenceError, InvalidModelOutput, ModelTimeout, PrivacyViolation,
                       UpstreamError)
@@ -105,16 +105,18 @@ class HostedBackend:
                 "response_format": self._response_format(prompt), "max_tokens": self.max_tokens,
                 "temperature": self.temperature}
         options = {"timeout": httpx.Timeout(timeout_s, connect=min(5.0, timeout_s))}
-        # The SDK's generic POST (its documented way to custom requests) with the same body and
-        # response type as chat.completions.create, without its per-call walk of the parameter
-        # types (~0.6 ms a call, bench/gateway.py); the body holds only plain JSON values.
+        # The SDK's generic POST (its documented way to custom requests) with the same body as
+        # chat.completions.create, without its per-call walk of the parameter types, and the
+        # 2xx body as the raw response (its error statuses still raise the SDK's exceptions): the
+        # completion is read by _completion_fields, not built into SDK model objects (together
+        # ~1 ms a call, bench/gateway.py). The body holds only plain JSON values.
         finished, response, error = call_within(_WORKERS, timeout_s, lambda: client.post(
-            "/chat/completions", cast_to=ChatCompletion, body=body, options=options))
+            "/chat/completions", cast_to=httpx.Response, body=body, options=options).content)
         if not finished:
             raise ModelTimeout(f"hosted model did not finish within the {timeout_s:.1f} s attempt timeout")
         if error is not None:
             raise error
-        return response
+        return orjson.loads(response)
 
     def close(self) -> None:
         """Close the kept-alive connections (the backend was replaced by a policy reload)."""
@@ -160,7 +162,7 @@ class HostedBackend:
                 raise UpstreamError("the hosted model closed a kept-alive connection before answering",
                                     error_type="stale_connection", retryable=True) from exc
             raise map_openai_error(exc) from exc
-        except ValueError as exc:  # a 200 whose body is not JSON: the SDK lets json's error through
+        except ValueError as exc:  # a 200 whose body is not JSON (orjson.JSONDecodeError)
             raise UpstreamError("hosted model sent a malformed response body",
                                 error_type="malformed_response") from exc
         finally:
@@ -168,20 +170,35 @@ class HostedBackend:
                 self._clients.give(client)
             else:
                 self._clients.discard(client)
-        if not response.choices:
-            raise UpstreamError("hosted model returned no choices", error_type="empty_output")
-        choice = response.choices[0]
-        usage = response.usage
-        tokens_in = safe_count(usage.prompt_tokens) if usage else None
-        tokens_out = safe_count(usage.completion_tokens) if usage else None
-        served = safe_label(response.model)
+        text, finish_reason, usage = _completion_fields(response)
+        tokens_in, tokens_out = safe_count(usage.get("prompt_tokens")), safe_count(usage.get("completion_tokens"))
+        served = safe_label(response.get("model"))
         try:
-            content = parse_answer(choice.message.content, choice.finish_reason)
+            content = parse_answer(text, finish_reason)
         except InvalidModelOutput as exc:  # billed all the same: keep what the cost is computed from
             exc.tokens_in, exc.tokens_out, exc.response_model = tokens_in, tokens_out, served
             raise
-        return ModelAnswer(content=content, finish_reason=choice.finish_reason, tokens_in=tokens_in,
-                           tokens_out=tokens_out, response_model=served, response_id=safe_label(response.id))
+        return ModelAnswer(content=content, finish_reason=finish_reason, tokens_in=tokens_in,
+                           tokens_out=tokens_out, response_model=served, response_id=safe_label(response.get("id")))
+
+
+def _completion_fields(response: Any) -> tuple[str | None, str | None, dict[str, Any]]:
+    """``(text, finish_reason, usage)`` of the first choice of a chat completion object (OpenAI
+    API reference, "The chat completion object"). Raises ``UpstreamError`` ``malformed_response``
+    when it is not shaped like one, ``empty_output`` when it has no choice."""
+    if not isinstance(response, dict) or not isinstance(response.get("choices", []), list):
+        raise UpstreamError("hosted model sent a response that is not a chat completion",
+                            error_type="malformed_response")
+    if not response.get("choices"):
+        raise UpstreamError("hosted model returned no choices", error_type="empty_output")
+    choice = response["choices"][0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise UpstreamError("hosted model sent a choice without a message", error_type="malformed_response")
+    text, finish_reason = message.get("content"), choice.get("finish_reason")
+    usage = response.get("usage")
+    return (text if isinstance(text, str) else None, finish_reason if isinstance(finish_reason, str) else None,
+            usage if isinstance(usage, dict) else {})
 
 
 def _mentions_format(exc: openai.APIStatusError) -> bool:
