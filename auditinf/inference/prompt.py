@@ -64,8 +64,10 @@ _ASCII_CONTROLS = {c: " " for c in (*range(0x20), 0x7F)}  # the only stripped ca
 
 def _clean(text: str) -> str:
     """Each character of a stripped category becomes a space (one for one: the length is kept)."""
+    if text.isprintable():  # no character of category C* or Z* but the space: nothing to strip
+        return text
     if text.isascii():
-        return text if text.isprintable() else text.translate(_ASCII_CONTROLS)
+        return text.translate(_ASCII_CONTROLS)
     return "".join(" " if unicodedata.category(ch) in _STRIPPED else ch for ch in text)
 
 
