@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable, Protocol
 
-from eth_utils import to_checksum_address
 from web3 import Web3
+
+from .hexdata import checksum_address
 
 __all__ = ["ChainFacts", "NoChainFacts", "StaticChainFacts", "RpcChainFacts"]
 
@@ -120,7 +121,7 @@ class RpcChainFacts:
         """``eth_getCode`` at the pinned block; ``b""`` for an EOA."""
         if not self._on_chain(chain_id):
             return None
-        addr = to_checksum_address(address)
+        addr = checksum_address(address)
         result = self._rpc("eth_getCode", [addr, hex(self._block)],
                            lambda: self.w3.eth.get_code(addr, block_identifier=self._block))
         return bytes(result) if result is not None else None
@@ -129,7 +130,7 @@ class RpcChainFacts:
         """``eth_getStorageAt``: the 32-byte word at ``slot``."""
         if not self._on_chain(chain_id):
             return None
-        addr = to_checksum_address(address)
+        addr = checksum_address(address)
         result = self._rpc("eth_getStorageAt", [addr, hex(slot), hex(self._block)],
                            lambda: self.w3.eth.get_storage_at(addr, slot, block_identifier=self._block))
         return bytes(result).rjust(32, b"\x00") if result is not None else None
@@ -138,7 +139,7 @@ class RpcChainFacts:
         """``eth_call`` of ``data`` on ``address`` (no sender, no value); ``None`` on revert."""
         if not self._on_chain(chain_id):
             return None
-        addr = to_checksum_address(address)
+        addr = checksum_address(address)
         tx = {"to": addr, "data": "0x" + data.hex()}
         result = self._rpc("eth_call", [tx, hex(self._block)], lambda: self.w3.eth.call(tx, block_identifier=self._block))
         return bytes(result) if result is not None else None

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import to_checksum_address
 
 from ..errors import BadCalldata
 from .chain import ChainFacts
+from .hexdata import checksum_address
 from .proxy import EIP1967_ADMIN_SLOT, detect_proxy
 from .tokens import decode_decimals, decode_token_text
 from .units import format_units
@@ -65,12 +65,12 @@ def _proxy(chain: ChainFacts, chain_id: int, address: str, code: bytes, unknown:
     if proxy["standard"].startswith("EIP-1967"):
         read = getattr(chain, "storage", None)
         word = read(chain_id, address, EIP1967_ADMIN_SLOT) if read else None
-        proxy["admin"] = to_checksum_address(word[-20:]) if word and any(word) else None
+        proxy["admin"] = checksum_address(word[-20:]) if word and any(word) else None
         if word is None:
             unknown.append(f"the EIP-1967 admin slot of {address} (eth_getStorageAt)")
     if proxy.get("beacon"):
         ret = _call(chain, chain_id, proxy["beacon"], "implementation")
-        proxy["implementation"] = to_checksum_address(ret[12:32]) if ret and len(ret) >= 32 else None
+        proxy["implementation"] = checksum_address(ret[12:32]) if ret and len(ret) >= 32 else None
         if proxy["implementation"] is None:
             unknown.append(f"the implementation of beacon {proxy['beacon']} (eth_call implementation())")
     return proxy

@@ -24,12 +24,11 @@ from eth_abi.codec import ABICodec
 from eth_abi.decoding import AddressDecoder
 from eth_abi.exceptions import DecodingError
 from eth_abi.grammar import parse as parse_type
-from eth_utils import to_checksum_address
 
 from ..errors import BadCalldata
 from ._bounds import check_bounds
 from .abi import AbiFunction
-from .hexdata import to_hex
+from .hexdata import checksum_address, to_hex
 
 __all__ = ["DecodedCall", "decode_with", "format_value", "UINT256_MAX", "UINT160_MAX"]
 
@@ -92,7 +91,7 @@ def format_value(component: dict, value: Any) -> Any:
     if typ.startswith(("uint", "int")):
         return str(value)
     if typ == "address":
-        return _checksum(value)
+        return checksum_address(value)
     if typ.startswith("bytes"):
         return to_hex(value)
     if typ.startswith(("fixed", "ufixed")):
@@ -113,10 +112,6 @@ def _display(component: dict, value: Any) -> str | None:
 def _parsed(input_types: tuple[str, ...]) -> list:
     """eth-abi grammar trees of a function's input types (parsed once per signature)."""
     return [parse_type(t) for t in input_types]
-
-
-_checksum = lru_cache(maxsize=8192)(to_checksum_address)
-"""EIP-55 checksum (a keccak-256 per call) of addresses already seen."""
 
 
 class _AddressDecoder(AddressDecoder):

@@ -7,10 +7,13 @@ Errors name the field and the first bad position so a wallet can point at it:
 from __future__ import annotations
 
 import string
+from functools import lru_cache
+
+from eth_utils import to_checksum_address
 
 from ..errors import BadHex, RequestTooLarge
 
-__all__ = ["parse_hex", "to_hex"]
+__all__ = ["parse_hex", "to_hex", "checksum_address"]
 
 _HEX = frozenset(string.hexdigits)
 
@@ -41,3 +44,11 @@ def parse_hex(value: str, *, field: str, max_bytes: int | None = None) -> bytes:
 def to_hex(data: bytes) -> str:
     """``0x``-prefixed lowercase hex of ``data``."""
     return "0x" + data.hex()
+
+
+@lru_cache(maxsize=4096)
+def checksum_address(value: str | bytes) -> str:
+    """The EIP-55 mixed-case form of a 20-byte address (hex string or bytes), memoised: a request
+    names the same few addresses several times (sender, target, spender), and each EIP-55 form is
+    a Keccak-256 hash. Raises ``ValueError`` as ``eth_utils.to_checksum_address`` does."""
+    return to_checksum_address(value)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from .bytecode import methods_from_bytecode
 from .chain import ChainFacts
-from .hexdata import parse_hex
+from .hexdata import checksum_address, parse_hex
 
 __all__ = ["detect_proxy", "proxy_report", "EIP1967_IMPLEMENTATION_SLOT", "EIP1967_BEACON_SLOT", "EIP1967_ADMIN_SLOT"]
 
@@ -42,7 +42,7 @@ def _storage_address(chain: ChainFacts | None, chain_id: int, address: str | Non
     if value is None:
         unknown.append(f"storage slot {hex(slot)} of {address or 'the contract'} (eth_getStorageAt)")
         return None
-    return to_checksum_address(value[-20:].rjust(20, b"\x00"))
+    return checksum_address(value[-20:].rjust(20, b"\x00"))
 
 
 def detect_proxy(code: bytes, *, chain: ChainFacts | None = None, chain_id: int = 1,
@@ -51,7 +51,7 @@ def detect_proxy(code: bytes, *, chain: ChainFacts | None = None, chain_id: int 
     "unknown": [facts]}`` for proxy runtime ``code``, ``None`` for other code. ``address`` is where
     the code is deployed (needed to read EIP-1967 slots)."""
     if len(code) == 45 and code.startswith(_1167_PREFIX) and code.endswith(_1167_SUFFIX):
-        return {"standard": "EIP-1167", "implementation": to_checksum_address(code[10:30]), "unknown": []}
+        return {"standard": "EIP-1167", "implementation": checksum_address(code[10:30]), "unknown": []}
     unknown: list[str] = []
     for slot, standard, key in ((EIP1967_IMPLEMENTATION_SLOT, "EIP-1967", "implementation"),
                                 (EIP1967_BEACON_SLOT, "EIP-1967 beacon", "beacon")):

@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils import is_checksum_address
 
 from ..errors import InputError
-from .hexdata import parse_hex
+from .hexdata import checksum_address, parse_hex
 
 __all__ = ["Transaction", "Authorization", "parse_transaction", "parse_counterparties", "parse_address", "MAX_CALLDATA_BYTES"]
 
@@ -108,7 +108,7 @@ def parse_address(value: Any, field: str) -> str:
     body = value[2:]
     if body != body.lower() and body != body.upper() and not is_checksum_address(value):
         raise InputError(f"{field} has an invalid EIP-55 checksum", code="invalid_address", field=field)
-    return to_checksum_address(value)
+    return checksum_address(value)
 
 
 def _parse_wei(value: Any) -> int:
@@ -172,5 +172,5 @@ def parse_counterparties(raw: Any) -> tuple[str, ...]:
         if not isinstance(address, str) or not _ADDRESS.match(address):
             raise InputError(f"known_counterparties[{i}] must be a 0x-prefixed 20-byte hex address",
                              code="invalid_address", field=f"known_counterparties[{i}]")
-        out.append(to_checksum_address(address))
+        out.append(checksum_address(address))
     return tuple(out)

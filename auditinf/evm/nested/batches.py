@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from eth_utils import to_checksum_address
 
 from ...errors import BadCalldata
+from ..hexdata import checksum_address
 from .model import Frame, InnerSpec, hex_bytes
 
 __all__ = ["EXPANDERS", "parse_multisend", "split_multisend", "PartialBatch", "Expander"]
@@ -108,7 +108,7 @@ def _entry(packed: bytes, pos: int) -> tuple[int, str, int, bytes]:
     if operation not in _OPERATIONS:
         raise BadCalldata(f"multiSend entry at byte {pos} has operation {operation} (only 0 or 1 run)",
                           field="data")
-    to = to_checksum_address(packed[pos + 1 : pos + 21])
+    to = checksum_address(packed[pos + 1 : pos + 21])
     value = int.from_bytes(packed[pos + 21 : pos + 53], "big")
     length = int.from_bytes(packed[pos + 53 : pos + 85], "big")
     if length > size - pos - 85:

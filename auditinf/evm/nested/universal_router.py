@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
 
 from ...errors import BadCalldata
 from ..abi import AbiFunction, parse_abi
 from ..decode import decode_with
+from ..hexdata import checksum_address
 from .model import Budget, hex_bytes
 
 __all__ = ["Command", "decode_plan", "router_table", "MSG_SENDER", "ADDRESS_THIS", "decode_v3_path",
@@ -135,9 +135,9 @@ def decode_v3_path(path: bytes) -> list[Any]:
     (fee in hundredths of a bip: 500 = 0.05 %). Raises :class:`BadCalldata` on a bad length."""
     if len(path) < 43 or (len(path) - 20) % 23:
         raise BadCalldata(f"V3 path of {len(path)} bytes is not token(20) ‖ (fee(3) ‖ token(20))+", field="data")
-    out: list[Any] = [to_checksum_address(path[:20])]
+    out: list[Any] = [checksum_address(path[:20])]
     for pos in range(20, len(path), 23):
-        out += [int.from_bytes(path[pos : pos + 3], "big"), to_checksum_address(path[pos + 3 : pos + 23])]
+        out += [int.from_bytes(path[pos : pos + 3], "big"), checksum_address(path[pos + 3 : pos + 23])]
     return out
 
 
