@@ -108,10 +108,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def client_headers(env: dict) -> dict:
-    """Register client ``bench`` in ``env``'s ``AUDITINF_CLIENTS_FILE`` (``auditinf clients add``)
+def client_headers(env: dict, client_id: str = "bench") -> dict:
+    """Register ``client_id`` in ``env``'s ``AUDITINF_CLIENTS_FILE`` (``auditinf clients add``)
     and return the ``Authorization: Bearer`` header carrying its token."""
-    added = subprocess.run([PY, "-m", "auditinf.cli", "clients", "add", "bench"], env={**os.environ, **env},
+    added = subprocess.run([PY, "-m", "auditinf.cli", "clients", "add", client_id], env={**os.environ, **env},
                            check=True, capture_output=True, text=True)
     return {"Authorization": f"Bearer {added.stdout.strip()}"}
 

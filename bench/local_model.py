@@ -5,14 +5,16 @@
    first ``token`` event) and generation rate (token events per second after the first).
 2. **Raw**: ``llama_cpp.Llama`` with the same file, ``n_ctx``, threads and the exact messages and
    sampling parameters the service sends (captured from the service's worker), streamed.
-   Ratios service / raw: tokens/s (target ≥ 0.95×) and TTFT.
-3. **Prefix cache**: cold TTFT (nothing of the prompt evaluated before) vs warm TTFT (its static
-   prefix — system prompt and task line — was), target warm ≥ 2× faster. Raw: cold after
-   ``Llama.reset()``, warm when the previous request (the other transaction) shared the prefix,
-   llama-cpp-python's own longest-common-prefix reuse. Service: warm on a server with the default
-   prefix cache (warmed at load, so its first request is warm too; each request reuses the static
-   prefix only), cold on a second server whose policy sets ``prefix_cache: false`` (every prompt
-   evaluated from its first token).
+   Speed of the service as a fraction of raw (target ≥ 0.95×): tokens/s service/raw, and TTFT
+   raw/service.
+3. **Prefix cache**: cold TTFT (nothing of the prompt evaluated before) vs warm TTFT (part of it
+   was), target warm ≥ 2× faster. Raw: cold after ``Llama.reset()``, warm when the previous
+   request (the other transaction) shared a prefix, llama-cpp-python's own longest-common-prefix
+   reuse. Service, on a server with the default prefix cache (warmed at load, so its first request
+   is warm too): warm when the previous request came from the same authenticated client (all it
+   shares with that request is reused, as raw), and warm when it came from another client (only
+   the static prefix — system prompt and task line — is reused); cold on a second server whose
+   policy sets ``prefix_cache: false`` (every prompt evaluated from its first token).
 
 Runs are sequential (never both models at once). Usage:
 ``.venv/bin/python bench/local_model.py [--runs 3]``
@@ -143,15 +145,18 @@ def evaluated_tokens(llama, previous: list[dict], current: list[dict]) -> tuple[
     return len(ids), len(ids) - common(before, ids), len(ids) - common(static, ids)
 
 
-def serve(tmp: Path, policy: Path, name: str, bodies: list[dict], runs: int) -> list[tuple[float, float, int]]:
+def serve(tmp: Path, policy: Path, name: str, bodies: list[dict], runs: int,
+          other_client: bool = False) -> list[tuple[float, float, int]]:
     """Start ``auditinf serve`` with ``policy``, wait until ready, stream ``runs + 1`` requests
-    alternating over ``bodies`` (the first is the first request after start-up), stop it."""
+    alternating over ``bodies`` (the first is the first request after start-up) from one client,
+    or alternating between two clients with ``other_client``; stop it."""
     port = free_port()
     env = {"AUDITINF_LEDGER_URL": f"sqlite:///{tmp / f'ledger-{name}.db'}", "AUDITINF_KEY_FILE": str(tmp / "keys/signing.key"),
            "AUDITINF_POLICY": str(policy), "AUDITINF_LOG_LEVEL": "WARNING",
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
            "AUDITINF_CLIENTS_FILE": str(tmp / f"clients-{name}.json")}
-    headers = client_headers(env)  # the bench's own registry: a ledger/clients.json in the cwd is not used
+    # the bench's own registry: a ledger/clients.json in the cwd is not used
+    clients = [client_headers(env, "bench")] + ([client_headers(env, "bench-other")] if other_client else [])
     log = tmp / f"serve-{name}.log"
     server = start([sys.executable, "-m", "auditinf.cli", "serve", "--port", str(port)], env=env, log=log)
     try:
@@ -160,7 +165,7 @@ def serve(tmp: Path, policy: Path, name: str, bodies: list[dict], runs: int) -> 
             if time.monotonic() > deadline or server.poll() is not None:
                 sys.exit(log.read_text()[-2000:])
             time.sleep(0.2)
-        return [through_service(port, bodies[i % 2], headers) for i in range(runs + 1)]
+        return [through_service(port, bodies[i % 2], clients[i % len(clients)]) for i in range(runs + 1)]
     finally:
         stop(server)
 
@@ -181,6 +186,7 @@ def main() -> None:
         generate_key(tmp / "keys/signing.key", "auditinf.local/ledger")
         warm_rows = serve(tmp, policy, "warm", bodies, args.runs)
         service_first, service_warm = warm_rows[0], warm_rows[1:]
+        service_other = serve(tmp, policy, "other", bodies, args.runs, other_client=True)[1:]
         service_cold = serve(tmp, write_policy(tmp, args.max_tokens, prefix_cache=False), "cold", bodies,
                              args.runs)[1:]  # (its first request pays the page-in, like raw's throw-away run)
         from llama_cpp import Llama
@@ -198,18 +204,20 @@ def main() -> None:
     med = lambda rows, k: statistics.median(r[k] for r in rows)  # noqa: E731
     print(f"prompt: {tokens[0]} + {tokens[1]} tokens (system + user); max_tokens {args.max_tokens}; runs {args.runs}; "
           f"GGUF {gguf.name}; load {os.getloadavg()[0]:.2f}")
-    print("prompt tokens evaluated before the first token: cold {}, warm raw {} (after the other request), "
-          "warm service {} (after the static prefix)".format(*evaluated))
+    print("prompt tokens evaluated before the first token: cold {}, warm raw and service, same client {} "
+          "(after the other request), warm service, another client {} (after the static prefix)".format(*evaluated))
     print(f"{'':32}{'TTFT ms':>10}{'tokens/s':>10}{'tokens':>8}")
     for label, rows in (("raw llama-cpp, warm", raw_warm), ("auditinf stream, warm", service_warm),
+                        ("auditinf, warm, other client", service_other),
                         ("auditinf, 1st after start-up", [service_first]),
                         ("raw llama-cpp, cold", raw_cold), ("auditinf stream, cold", service_cold)):
         print(f"{label:32}{med(rows, 0) * 1e3:10.0f}{med(rows, 1):10.1f}{med(rows, 2):8.0f}")
     print(f"tokens/s service/raw: {med(service_warm, 1) / med(raw_warm, 1):.2f}× (target ≥ 0.95×); "
-          f"TTFT service/raw: warm {med(service_warm, 0) / med(raw_warm, 0):.2f}×, "
-          f"cold {med(service_cold, 0) / med(raw_cold, 0):.2f}×")
+          f"TTFT raw/service: warm {med(raw_warm, 0) / med(service_warm, 0):.2f}× (target ≥ 0.95×), "
+          f"cold {med(raw_cold, 0) / med(service_cold, 0):.2f}×")
     print(f"prefix cache, cold/warm TTFT: raw {med(raw_cold, 0) / med(raw_warm, 0):.2f}×, "
-          f"service {med(service_cold, 0) / med(service_warm, 0):.2f}× (target ≥ 2×)")
+          f"service {med(service_cold, 0) / med(service_warm, 0):.2f}× same client, "
+          f"{med(service_cold, 0) / med(service_other, 0):.2f}× another client (target ≥ 2×)")
 
 
 def _ready(port: int) -> bool:
