@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from auditinf.inference.local import LocalWorker
+from auditinf.inference.local import LocalBackend, LocalWorker
+from auditinf.obs.context import RequestContext, bind_request
 from auditinf.inference.prefix import PrefixCache
 
 SYSTEM = {"role": "system", "content": "You explain transactions."}
@@ -108,3 +109,13 @@ def test_the_same_authenticated_client_reuses_its_own_previous_request_no_one_el
         assert model.reused[-1] == 0
     finally:
         worker.stop()
+
+
+def test_the_owner_is_the_token_authenticated_client_only(tmp_path: Path):
+    cached = LocalBackend("local-gguf", {"path": str(tmp_path / "m.gguf")}, None)
+    uncached = LocalBackend("local-gguf", {"path": str(tmp_path / "m.gguf"), "prefix_cache": False}, None)
+    assert cached._owner() is None  # outside a request (CLI, shadow runs)
+    with bind_request(RequestContext("r1", authenticated_client="wallet-a")):
+        assert cached._owner() == "wallet-a" and uncached._owner() is None
+    with bind_request(RequestContext("r2")):  # a self-declared X-Client-Id never sets it
+        assert cached._owner() is None
