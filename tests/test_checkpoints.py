@@ -166,6 +166,35 @@ def test_records_removed_while_running_stop_appends(every10: Ledger):
     assert err.value.code == "ledger_inconsistent"
 
 
+@pytest.mark.parametrize("tamper", [
+    "UPDATE checkpoint SET root_hash = '" + "cd" * 32 + "' WHERE size = 10",
+    "UPDATE checkpoint SET note = replace(note, char(10) || '10' || char(10), char(10) || '9' || char(10)) "
+    "WHERE size = 10",
+])
+def test_the_latest_checkpoint_edited_while_running_stops_appends(every10: Ledger, tamper):
+    """Each batch compares the latest checkpoint (size, root, note) with the one it checked before
+    (it is cached between batches) and checks it again when any of them changed."""
+    for i in range(12):
+        every10.append({"kind": "test", "i": i})  # checkpoint 10 is signed, then checked and cached
+    sql(every10, tamper)
+    with pytest.raises(LedgerError) as err:
+        every10.append({"kind": "test"})
+    assert err.value.code == "ledger_inconsistent"
+
+
+def test_a_reader_of_a_store_without_key_events_still_reads(tmp_path: Path, signer):
+    """Stores made before key rotation have no key_event table; reading them (tree roots, the
+    start-up check, a rotation) must not need it."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    fill_and_close(url, signer, 5)
+    with sqlite3.connect(url.split("///", 1)[1]) as conn:
+        conn.execute("DROP TABLE key_event")
+    reader = Ledger(url, create=False)
+    leaves = [bytes.fromhex(reader.get(seq).leaf_hash) for seq in range(5)]
+    assert reader.tree_root(5) == merkle.root(leaves)
+    reader.close()
+
+
 class SlowFirstSign:
     """A signer whose first signature takes a while, so that appends queue into one batch."""
 

@@ -40,7 +40,7 @@ from .body import PreparedContent, prepare
 from .canonical import GENESIS_PREV
 from .checkpoints import CheckpointRow
 from .engines import PG_HEAD_LOCK, open_engine, open_engines, sqlite_path
-from .head import Head, read_head
+from .head import Head, read_head, read_record_head
 from .keyevents import KeyEventRow
 from .keys import Signer
 from .records import RECORDS as _RECORDS
@@ -244,15 +244,16 @@ class Ledger:
 
     def _checkpoint_if_due(self, conn: Connection, forced: bool, head: Head) -> CheckpointRow | None:
         """Inside the batch transaction: check the latest stored checkpoint against the tree (read
-        and checked again only when ``head`` shows another size or root than the one checked
-        before: the tree only grows), then sign a new one when asked (``forced``), when
+        and checked again only when ``head`` shows another size, root or note than the one
+        checked before: the tree only grows), then sign a new one when asked (``forced``), when
         ``checkpoint_every_records`` records or ``checkpoint_every_s`` seconds have passed since
         it. Returns the latest checkpoint."""
         tree = self._tree
         stored = self._checked
         if head.checkpoint_size is None:
             stored = None
-        elif stored is None or (stored.size, stored.root_hash) != (head.checkpoint_size, head.checkpoint_root):
+        elif stored is None or ((stored.size, stored.root_hash, stored.note)
+                                != (head.checkpoint_size, head.checkpoint_root, head.checkpoint_note)):
             stored = checkpoints.latest(conn)
             reason = checkpoints.mismatch(stored, tree.size, tree.root) if stored is not None else None
             if reason:
@@ -274,12 +275,12 @@ class Ledger:
     def _catch_up(self, conn: Connection, head: Head | None = None) -> None:
         """Extend the in-memory tree with records stored since (by this or another process);
         with the ``_tree_mutex`` held. ``head``: the store's :class:`~.head.Head`, read in this
-        transaction (read here when not given). Raises ``ledger_inconsistent`` if the stored chain
+        transaction (without it only the record table's head is read: a reader's store may
+        predate the other tables). Raises ``ledger_inconsistent`` if the stored chain
         no longer extends the tree (records removed or replaced) or has a gap."""
         tree = self._tree
-        head = head or read_head(conn)
-        stored = head.size
-        if stored < tree.size or (stored and stored <= tree.size and tree.leaf(stored - 1).hex() != head.leaf):
+        stored, leaf = (head.size, head.leaf) if head is not None else read_record_head(conn)
+        if stored < tree.size or (stored and stored <= tree.size and tree.leaf(stored - 1).hex() != leaf):
             self._broken = _inconsistent(f"the chain head moved back or changed at seq {stored - 1}")
             raise self._broken
         if stored == tree.size:
