@@ -87,6 +87,20 @@ def test_usage_and_ids_of_an_odd_shape_are_dropped_not_trusted(make_service):
     assert attempt["tokens_in"] is None and attempt["tokens_out"] is None and attempt["response_model"] is None
 
 
+@pytest.mark.parametrize("raw", [
+    "\ufeff" + json.dumps({"id": "a", "model": "m", "choices": [{"message": {"content": json.dumps(GOOD_ANSWER)},
+                                                               "finish_reason": "stop"}]}),          # a BOM
+    '{"id": "\\ud800", "model": "m", "usage": {"prompt_tokens": NaN}, "choices": [{"message": {"content": '
+    + json.dumps(json.dumps(GOOD_ANSWER)) + '}, "finish_reason": "stop"}]}',  # lone surrogate, NaN
+])
+def test_bodies_python_json_takes_but_orjson_refuses_are_still_read(make_service, raw):
+    with FaultServer([{"raw": raw}]) as upstream:
+        service = hosted_service(make_service, upstream)
+        answer = service.risk(body())
+    assert answer["degraded"] is False and answer["attempts"][0]["outcome"] == "success"
+    assert answer["attempts"][0]["tokens_in"] is None  # NaN is no token count
+
+
 def test_server_errors_retried_then_degraded(make_service):
     with FaultServer([{"status": 500}]) as upstream:
         service = hosted_service(make_service, upstream, retries=FAST_RETRY)

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -116,7 +117,10 @@ class HostedBackend:
             raise ModelTimeout(f"hosted model did not finish within the {timeout_s:.1f} s attempt timeout")
         if error is not None:
             raise error
-        return orjson.loads(response)
+        try:
+            return orjson.loads(response)
+        except orjson.JSONDecodeError:  # what orjson refuses and json takes: a BOM, NaN, an escaped
+            return json.loads(response)  # lone surrogate (safe_label drops it); ValueError if not JSON
 
     def close(self) -> None:
         """Close the kept-alive connections (the backend was replaced by a policy reload)."""
