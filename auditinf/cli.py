@@ -124,7 +124,8 @@ def serve(host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
           clients_file: ClientsFile = None) -> None:
     """Run the HTTP API (FastAPI on uvicorn, with the uvloop event loop and the httptools parser:
     about 1 ms less per request than asyncio and h11, bench/gateway.py). Refuses to start with a
-    bad policy, key or client registry. Logs are JSON lines on stderr (AUDITINF_LOG_LEVEL), one per request, never with content.
+    bad policy, key or client registry. Logs are JSON lines on stderr (AUDITINF_LOG_LEVEL), one
+    per request, never with content.
     With clients in the registry (``auditinf clients add``) request endpoints require their bearer
     token; without, a warning is logged and ``X-Client-Id`` is self-declared.
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from ..errors import BadCalldata
 from .chain import ChainFacts
 from .hexdata import checksum_address

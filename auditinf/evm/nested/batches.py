@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-
 from ...errors import BadCalldata
 from ..hexdata import checksum_address
 from .model import Frame, InnerSpec, hex_bytes

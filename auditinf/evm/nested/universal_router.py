@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
 from ...errors import BadCalldata
 from ..abi import AbiFunction, parse_abi
 from ..decode import decode_with
