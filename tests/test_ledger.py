@@ -196,6 +196,32 @@ def test_postgres_writer_connection_dropped_by_the_server_is_replaced(signer, pg
     led.close()
 
 
+def test_postgres_start_up_check_with_a_writer_committing_between_its_reads(signer, pg_url: str, monkeypatch):
+    """A ledger opening while another process appends must not see a checkpoint newer than the
+    records it read (READ COMMITTED: one snapshot per statement)."""
+    import auditinf.ledger.store as store
+
+    writer = Ledger(pg_url, signer, checkpoint_every_records=5)
+    for i in range(5):
+        writer.append({"kind": "test", "i": i})
+    real_latest = store.checkpoints.latest
+
+    def latest_after_another_commit(conn):  # noqa: ANN001
+        monkeypatch.setattr(store.checkpoints, "latest", real_latest)
+        for i in range(5):
+            writer.append({"kind": "test", "i": 5 + i})  # records 5..9 and checkpoint 10 commit now
+        return real_latest(conn)
+
+    monkeypatch.setattr(store.checkpoints, "latest", latest_after_another_commit)
+    opened = Ledger(pg_url, signer)
+    assert opened.append({"kind": "test", "i": 10}).seq == 10  # not ledger_inconsistent
+    opened.close()
+    writer.close()
+    reader = Ledger(pg_url, signer)
+    assert verify(reader) == 11
+    reader.close()
+
+
 def test_postgres_processes_share_one_chain(tmp_path: Path, signer, pg_url: str):
     script = (
         "import sys; from pathlib import Path; from auditinf.ledger import Ledger, load_signer\n"

@@ -300,8 +300,11 @@ class Ledger:
         that the store can still be read and audited."""
         try:
             with self._tree_mutex, self.read_engine.connect() as conn:
-                self._catch_up(conn)
+                # The checkpoint first: other writers may commit between the two reads (PostgreSQL
+                # gives each statement its own snapshot), and a checkpoint commits with or after
+                # the records it covers, so the records read next include all of them.
                 stored = checkpoints.latest(conn)
+                self._catch_up(conn)
         except LedgerError:
             return  # self._broken is set
         except (SQLAlchemyError, ValueError) as exc:
