@@ -44,7 +44,7 @@ from ..service import Service
 from . import gate_routes, health, jobs, ledger_routes
 from .admission import admit
 from .auth import AUTH_RESPONSES, Client, client_registry
-from .deps import Body
+from .deps import Body, request_kind
 from .models import (Answer, MethodsAnswer, MethodsRequest, PublicKey, SigningRequestBody, StoredRecord,
                      TransactionRequest)
 from .observe import ObservabilityMiddleware
@@ -171,9 +171,6 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         metrics.observe_answer(kind, answer)
 
     async def answer(kind: str, run: Callable[[Any, str], dict], body: Any, client_id: str, stream: bool = False):
-        ctx = current_request()
-        if ctx is not None:
-            ctx.kind = kind
         admit(service, kind, metrics)  # 503 queue_full before any work
         if stream:
             return await stream_answer(lambda: run(body, client_id), lambda a: observe(kind, a))
@@ -184,20 +181,20 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     Stream = Annotated[bool, Query(description="answer as Server-Sent Events (analysis, token…, final)")]
 
     @app.post("/v1/explain", response_model=Answer, openapi_extra=_body_doc(TransactionRequest, SigningRequestBody),
-              responses=_RESPONSES)
+              responses=_RESPONSES, dependencies=[request_kind("explain")])
     async def explain(client: Client, body: Body, stream: Stream = False) -> Any:
         """Explain what a transaction does. The record is committed before this returns (or, with
         ``stream=true``, before the final event)."""
         return await answer("explain", service.explain, body, client.client_id, stream)
 
     @app.post("/v1/risk", response_model=Answer, openapi_extra=_body_doc(TransactionRequest, SigningRequestBody),
-              responses=_RESPONSES)
+              responses=_RESPONSES, dependencies=[request_kind("risk")])
     async def risk(client: Client, body: Body, stream: Stream = False) -> Any:
         """Pre-signing risk summary: verdict, risk level and findings from the rules, explained."""
         return await answer("risk", service.risk, body, client.client_id, stream)
 
     @app.post("/v1/methods", response_model=MethodsAnswer, openapi_extra=_body_doc(MethodsRequest),
-              responses=_RESPONSES)
+              responses=_RESPONSES, dependencies=[request_kind("methods")])
     async def methods(client: Client, body: Body) -> Any:
         """ABI method extraction from a JSON ABI, or from runtime bytecode when no ABI is known."""
         return await answer("methods", service.methods, body, client.client_id)

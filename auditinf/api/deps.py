@@ -1,16 +1,30 @@
-"""Dependencies shared by the API's routers: the bounded JSON body (the client is
-:data:`auditinf.api.auth.Client`)."""
+"""Dependencies shared by the API's routers: the bounded JSON body and the request kind an
+endpoint counts under (the client is :data:`auditinf.api.auth.Client`)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
 
 from ..errors import RequestTooLarge
 from ..jsonin import load_json
+from ..obs.context import current_request
 
-__all__ = ["Body", "json_body"]
+__all__ = ["Body", "json_body", "request_kind"]
+
+
+def request_kind(kind: str) -> DependsParam:
+    """A route dependency (``dependencies=[request_kind("risk")]``) naming the request kind the
+    endpoint's requests count under in ``auditinf_requests_total`` (:mod:`.observe`). Route
+    dependencies run before the endpoint's own, so a request refused by authentication (401/403)
+    or by its body (413/422) is counted under its kind too."""
+    def set_kind() -> None:
+        ctx = current_request()
+        if ctx is not None:
+            ctx.kind = kind
+    return Depends(set_kind)
 
 
 async def json_body(request: Request) -> Any:

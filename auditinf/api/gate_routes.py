@@ -18,7 +18,7 @@ from ..gate import gate
 from ..obs.context import current_request
 from .admission import admit
 from .auth import AUTH_RESPONSES, Client
-from .deps import Body
+from .deps import Body, request_kind
 from .models import TransactionRequest
 
 __all__ = ["router", "GateAnswer"]
@@ -56,6 +56,7 @@ router = APIRouter(prefix="/v1", tags=["agent gate"])
 
 @router.post("/gate", response_model=GateAnswer, responses={**AUTH_RESPONSES, 402: {"description": "budget_exhausted"},
                                                              422: {"description": "typed input error"}},
+             dependencies=[request_kind("gate")],
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": TransactionRequest.model_json_schema()}}}})
 def post_gate(request: Request, client: Client, body: Body) -> dict:

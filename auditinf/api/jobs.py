@@ -49,7 +49,7 @@ from ..obs.metrics import Metrics
 from ..service import Service
 from .admission import admit
 from .auth import AUTH_RESPONSES, Client
-from .deps import Body
+from .deps import Body, request_kind
 
 __all__ = ["Job", "JobTable", "router", "JOB_KINDS"]
 
@@ -243,7 +243,8 @@ def _envelope(body: Any) -> tuple[str, Any]:
 
 @router.post("/v1/jobs", status_code=202, responses={**AUTH_RESPONSES,
                                                      202: {"description": "queued; poll the Location"},
-                                                     503: {"description": "job_table_full, with Retry-After"}})
+                                                     503: {"description": "job_table_full, with Retry-After"}},
+             dependencies=[request_kind("job")])
 async def submit_job(request: Request, client: Client, body: Body) -> JSONResponse:
     """Queue ``{"kind", "request"}`` for a background answer; 202 with the job and its Location."""
     kind, inner = _envelope(body)

@@ -7,9 +7,10 @@ A pure ASGI middleware (it does not buffer bodies, so Server-Sent Events stream 
   returns it in the ``X-Request-Id`` response header; the audit record carries the same id;
 - when the response has ended, logs ``request`` with method, route template, status and
   duration (never the query string, headers or body) and, for the request endpoints (explain,
-  risk, methods, gate, job submission), counts ``auditinf_requests_total{kind, data_class, status}``
-  and its latency — refusals before the endpoint runs (401/403 from authentication, 413, 422 from
-  body parsing) included, with ``data_class="unknown"``.
+  risk, methods, gate, job submission: each names its kind, :func:`~auditinf.api.deps.request_kind`),
+  counts ``auditinf_requests_total{kind, data_class, status}`` and its latency — refusals before
+  the endpoint runs (401/403 from authentication, 413, 422 from body parsing) included, with
+  ``data_class="unknown"``.
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"
-
-
-_KIND_OF_ROUTE = {("POST", "/v1/explain"): "explain", ("POST", "/v1/risk"): "risk",
-                  ("POST", "/v1/methods"): "methods", ("POST", "/v1/gate"): "gate", ("POST", "/v1/jobs"): "job"}
-"""The request kind a request endpoint counts under when it was refused before it set one."""
 
 
 class ObservabilityMiddleware:
@@ -74,8 +70,6 @@ class ObservabilityMiddleware:
                 self._finish(scope, ctx, status["code"], time.perf_counter() - started)
 
     def _finish(self, scope: Scope, ctx: RequestContext, status: int, seconds: float) -> None:
-        if ctx.kind is None:
-            ctx.kind = _KIND_OF_ROUTE.get((scope.get("method"), _route_template(scope)))
         if ctx.kind is not None:
             self.metrics.observe_request(ctx.kind, ctx.data_class, status, seconds)
         fields = {"method": scope.get("method"), "route": _route_template(scope), "status": status,
